@@ -1,0 +1,222 @@
+"""The command line: the same engine as the plugin, for people and scripts.
+
+    python ai_tagger.py analyze VIDEO [--json]       analyse one local file, no Stash needed
+    python ai_tagger.py demo                          make a sample video and analyse it
+    python ai_tagger.py run --stash-url URL --mode MODE [--scene-id ID] [--dry-run]
+    python ai_tagger.py doctor [--stash-url URL]     check this machine and the connection
+    python ai_tagger.py package [--out DIR]          build the plugin zip and source index
+
+Commands only parse flags into a configuration; the work is in the modules they call. A
+``TaggerError`` becomes one line on stderr and exit code 1 (the traceback too with
+AI_TAGGER_DEBUG=1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from tagger import __version__
+from tagger.bootstrap import data_dir, ensure_runtime
+from tagger.errors import TaggerError
+from tagger.protocol import StashLog, StdoutGuard, guard_stdout
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ai_tagger.py", description="stash-ai-tagger: tag a Stash "
+                                     "library from what its videos show.")
+    parser.add_argument("--version", action="version", version=f"stash-ai-tagger {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    analyze = commands.add_parser("analyze", help="analyse one video file (no Stash needed)")
+    analyze.add_argument("video", help="path of a video file")
+    analyze.add_argument("--json", action="store_true", help="print the full result as JSON")
+    _add_common(analyze)
+
+    demo = commands.add_parser("demo", help="make a sample video and analyse it (no Stash needed)")
+    demo.add_argument("--json", action="store_true", help="print the full result as JSON")
+    _add_common(demo)
+
+    run = commands.add_parser("run", help="run a plugin mode against a Stash server")
+    run.add_argument("--mode", required=True, help="untagged, queue, scene, all, gallery, undo, report")
+    run.add_argument("--scene-id", help="the scene for --mode scene (or undo of one scene)")
+    run.add_argument("--dry-run", action="store_true", help="analyse and report; change nothing")
+    run.add_argument("--limit", type=int, help="at most this many scenes")
+    _add_stash(run)
+    _add_common(run)
+
+    doctor = commands.add_parser("doctor", help="check Python, packages, providers, models, Stash")
+    _add_stash(doctor)
+    _add_common(doctor)
+
+    package = commands.add_parser("package", help="build the plugin zip and a source index")
+    package.add_argument("--out", default="dist", help="output folder (default: dist)")
+    return parser
+
+
+def _add_stash(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stash-url", help="Stash's address, e.g. http://localhost:9999")
+    parser.add_argument("--api-key", help="Stash API key (Settings > Security)")
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="a config.yaml (default: config.yaml in the plugin folder)")
+    parser.add_argument("--interval", type=float, help="seconds between sampled frames")
+    parser.add_argument("--sampling", help="interval or keyframes")
+    parser.add_argument("--analyzers", help="comma-separated: faces,content,text,shots")
+    parser.add_argument("--path-mapping", action="append", metavar="STASH=LOCAL",
+                        help="map Stash's path prefix to this machine's (repeatable)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug lines")
+
+
+def config_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The configuration layer given on the command line (only flags that were set)."""
+    names = {"interval": "interval", "sampling": "sampling", "analyzers": "analyzers",
+             "stash_url": "stash_url", "api_key": "api_key"}
+    flags = {key: getattr(args, attr) for attr, key in names.items() if getattr(args, attr, None) is not None}
+    if getattr(args, "path_mapping", None):
+        flags["path_mappings"] = ";".join(args.path_mapping)
+    return flags
+
+
+def main(argv: list[str], plugin_dir: Path) -> int:
+    args = build_parser().parse_args(argv)
+    log = _CliLog(verbose=getattr(args, "verbose", False))
+    if args.command == "package":
+        from tagger.package import build_package
+
+        print("\n".join(build_package(plugin_dir, Path(args.out))))
+        return 0
+    guard = guard_stdout()  # --json output must not be corrupted by any library's print
+    try:
+        if args.command == "doctor":
+            if _venv_ready(plugin_dir):  # check the environment the plugin really runs in
+                ensure_runtime(plugin_dir, data_dir(plugin_dir), [str(plugin_dir / "ai_tagger.py"), *argv],
+                               log.log, log.progress, install=False, before_exec=guard.restore)
+            from tagger.doctor import run_doctor
+
+            lines, ok = run_doctor(plugin_dir, args, config_flags(args))
+            guard.write_text("\n".join(lines) + "\n")
+            return 0 if ok else 1
+        ensure_runtime(plugin_dir, data_dir(plugin_dir), [str(plugin_dir / "ai_tagger.py"), *argv],
+                       log.log, log.progress, before_exec=guard.restore)
+        return _dispatch(args, plugin_dir, log, guard)
+    except TaggerError as error:
+        if os.environ.get("AI_TAGGER_DEBUG") == "1":
+            traceback.print_exc()
+        print(f"error: {error}", file=sys.stderr)
+        guard.write_text("")
+        return 1
+
+
+def _dispatch(args: argparse.Namespace, plugin_dir: Path, log: StashLog, guard: StdoutGuard) -> int:
+    from tagger.runner import load_config
+
+    if args.command in ("analyze", "demo"):
+        from tagger.analysis import analyze_file
+        from tagger.tasks import analyze_options
+
+        config = load_config(plugin_dir, None, log, config_path=args.config, flags=config_flags(args))
+        video = args.video if args.command == "analyze" else str(_demo_video(plugin_dir, log))
+        result = analyze_file(video, analyze_options(config), progress=log.progress).to_dict()
+        guard.write_text(json.dumps(result, indent=2) + "\n" if args.json else format_summary(result))
+        return 0
+    if args.command == "run":
+        return _run(args, plugin_dir, log, guard)
+    raise AssertionError(args.command)
+
+
+def _run(args: argparse.Namespace, plugin_dir: Path, log: StashLog, guard: StdoutGuard) -> int:
+    from tagger.errors import ConfigError
+    from tagger.runner import load_config, open_run
+    from tagger.stash import StashClient
+    from tagger.tasks import SELECTIONS
+
+    flags = config_flags(args)
+    base = load_config(plugin_dir, None, log, config_path=args.config, flags=flags)
+    if not base.stash_url:
+        raise ConfigError("stash_url: not set; give --stash-url http://host:9999 or set it in config.yaml")
+    client = StashClient(url=base.stash_url, api_key=base.api_key or None)
+    config = load_config(plugin_dir, client, log, config_path=args.config, flags=flags)
+    task_args: dict[str, Any] = {"mode": args.mode}
+    if args.scene_id:
+        task_args["scene_id"] = args.scene_id
+    if args.limit is not None:
+        task_args["limit"] = args.limit
+    mode = args.mode
+    if args.dry_run:
+        if args.mode not in (*SELECTIONS, "report"):
+            raise ConfigError(f"--dry-run: mode {args.mode!r} has no dry run; "
+                              f"use one of {', '.join(SELECTIONS)}")
+        task_args["selection"] = args.mode if args.mode != "report" else None
+        mode = "report"
+    output = open_run(config, client, data_dir(plugin_dir), log, mode, task_args)
+    guard.write_text(json.dumps(output, indent=2) + "\n")
+    return 0
+
+
+def _demo_video(plugin_dir: Path, log: StashLog) -> Path:
+    """The bundled default input: a sample video the project makes itself (cuts, black, text)."""
+    from tagger.media.sample import make_sample_video
+
+    path = data_dir(plugin_dir) / "demo" / "sample.mp4"
+    if not path.exists():
+        log.info(f"making a 60-s sample video at {path}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.mp4")
+        make_sample_video(tmp)
+        os.replace(tmp, path)
+    return path
+
+
+def format_summary(result: dict[str, Any]) -> str:
+    """A readable summary of an analysis result."""
+    lines = [f"{result['file']}",
+             f"  {result['duration']:.1f} s at {result['fps']:.2f} fps, "
+             f"{result['frames_analysed']} frames analysed"]
+    lines.append(f"  shots: {len(result['shots'])}")
+    for shot in result["shots"]:
+        lines.append(f"    {_clock(shot['start'])} - {_clock(shot['end'])}")
+    for span in result["technical"]:
+        lines.append(f"  {span['kind']}: {_clock(span['start'])} - {_clock(span['end'])}")
+    for tag in result["tags"]:
+        lines.append(f"  tag {tag['name']}: score {tag['score']:.2f}, {tag['seconds']:.0f} s")
+    for marker in result["markers"]:
+        lines.append(f"  marker {marker['title']} at {_clock(marker['start'])}")
+    if result.get("studio"):
+        lines.append(f"  studio: {result['studio']['name']} ({result['studio']['score']:.2f})")
+    for warning in result.get("warnings", []):
+        lines.append(f"  warning: {warning}")
+    timings = ", ".join(f"{stage} {seconds:.2f} s" for stage, seconds in result["timings"].items())
+    lines.append(f"  time: {timings}")
+    return "\n".join(lines) + "\n"
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(float(seconds), 60)
+    return f"{int(minutes):d}:{rest:05.2f}"
+
+
+def _venv_ready(plugin_dir: Path) -> bool:
+    from tagger.bootstrap import STAMP_NAME, venv_python
+
+    venv = data_dir(plugin_dir) / "venv"
+    return venv_python(venv).exists() and (venv / STAMP_NAME).exists()
+
+
+class _CliLog(StashLog):
+    """Stash's log interface, written for people: 'level: text', debug only with -v."""
+
+    def __init__(self, *, verbose: bool) -> None:
+        super().__init__(sys.stderr, plain=True)
+        self._verbose = verbose
+
+    def log(self, level: str, message: str) -> None:
+        if level in ("trace", "debug") and not self._verbose:
+            return
+        super().log(level, message)

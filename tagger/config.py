@@ -1,0 +1,311 @@
+"""One typed configuration: defaults < config.yaml < Stash plugin settings < command-line flags.
+
+Every option is declared once in ``OPTIONS`` (name, type, default, allowed values, help, and the
+Stash plugin setting that may set it). The config file, Stash's settings and the CLI all go through
+the same checks, and a wrong value stops the run before any work with one message naming the key,
+the value, and what is allowed.
+
+Standard library only, except that reading a config.yaml imports PyYAML (present in the runtime).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from tagger.errors import ConfigError
+
+ANALYZERS = ("faces", "content", "text", "shots")
+"""Analyzer families a user can switch on or off."""
+
+SAMPLING_MODES = ("interval", "keyframes")
+"""How frames are chosen: one per interval (exact), or keyframes only (fast)."""
+
+
+@dataclass(frozen=True)
+class PathMapping:
+    """A prefix of paths as Stash sees them, and the same folder as this machine sees it."""
+
+    stash: str
+    local: str
+
+    def apply(self, path: str) -> str | None:
+        """The local path for ``path``, or None when ``path`` is not under this mapping."""
+        prefix = self.stash.rstrip("/\\")
+        if path == prefix or path.startswith(prefix + "/") or path.startswith(prefix + "\\"):
+            rest = path[len(prefix):].lstrip("/\\").replace("\\", "/")
+            return str(Path(self.local) / rest) if rest else self.local
+        return None
+
+
+@dataclass(frozen=True)
+class Config:
+    """The validated configuration of one run."""
+
+    stash_url: str = ""
+    api_key: str = ""
+    interval: float = 2.0
+    sampling: str = "interval"
+    max_side: int = 640
+    confidence: float = 0.5
+    analyzers: tuple[str, ...] = ANALYZERS
+    shot_markers: bool = False
+    tag_parent: str = "AI"
+    queue_tag: str = "AI_TagMe"
+    auto_tag_new: bool = False
+    path_mappings: tuple[PathMapping, ...] = ()
+    worker_url: str = ""
+    time_budget: float = 1800.0
+    page_size: int = 100
+    threads: int = 0
+    allow_download: bool = False
+    models_dir: str = ""
+
+    def map_path(self, stash_path: str) -> str | None:
+        """Stash's path of a file, as this machine sees it (longest matching prefix wins)."""
+        for mapping in sorted(self.path_mappings, key=lambda m: len(m.stash), reverse=True):
+            mapped = mapping.apply(stash_path)
+            if mapped is not None:
+                return mapped
+        return None
+
+
+@dataclass(frozen=True)
+class Option:
+    """One configuration key: how to read it, check it, and where Stash's UI may set it."""
+
+    name: str
+    parse: Callable[[str, Any], Any]
+    help: str
+    setting: str | None = None  # key in the plugin manifest's settings, if users set it in Stash
+    from_setting: Callable[[Any], Any] | None = None  # convert Stash's stored value first
+
+
+def _bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    words = {"true": True, "yes": True, "on": True, "1": True,
+             "false": False, "no": False, "off": False, "0": False}
+    if isinstance(value, str) and value.strip().lower() in words:
+        return words[value.strip().lower()]
+    raise ConfigError(f"{key}: {value!r} is not true or false")
+
+
+def _number(kind: type, low: float, high: float) -> Callable[[str, Any], Any]:
+    def parse(key: str, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: {value!r} is not a number; allowed: {low}..{high}")
+        try:
+            number = kind(value)
+            if kind is int and isinstance(value, float) and value != number:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: {value!r} is not {'a whole number' if kind is int else 'a number'}; "
+                              f"allowed: {low}..{high}") from None
+        if not low <= number <= high:
+            raise ConfigError(f"{key}: {value!r} is out of range; allowed: {low}..{high}")
+        return number
+
+    return parse
+
+
+def _text(key: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise ConfigError(f"{key}: {value!r} is not text")
+    return str(value).strip()
+
+
+def _url(key: str, value: Any) -> str:
+    text = _text(key, value).rstrip("/")
+    if text and not text.startswith(("http://", "https://")):
+        raise ConfigError(f"{key}: {value!r} is not a URL; write it as http://host:port")
+    return text
+
+
+def _choice(choices: tuple[str, ...]) -> Callable[[str, Any], str]:
+    def parse(key: str, value: Any) -> str:
+        text = _text(key, value).lower()
+        if text not in choices:
+            raise ConfigError(f"{key}: {value!r} is not allowed; choose one of: {', '.join(choices)}")
+        return text
+
+    return parse
+
+
+def _analyzers(key: str, value: Any) -> tuple[str, ...]:
+    items = [part.strip().lower() for part in value.split(",")] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise ConfigError(f"{key}: {value!r} is not a list; allowed items: {', '.join(ANALYZERS)}")
+    chosen = [item for item in items if item]
+    unknown = [item for item in chosen if item not in ANALYZERS]
+    if unknown:
+        raise ConfigError(f"{key}: unknown analyzer {unknown[0]!r}; allowed: {', '.join(ANALYZERS)}")
+    return tuple(dict.fromkeys(chosen))
+
+
+def _tag_name(key: str, value: Any) -> str:
+    text = _text(key, value)
+    if not text:
+        raise ConfigError(f"{key}: must not be empty; give a tag name such as 'AI'")
+    return text
+
+
+def _path_mappings(key: str, value: Any) -> tuple[PathMapping, ...]:
+    """Mappings as a list of {stash, local} (YAML), or 'stash=local;stash2=local2' (settings, CLI)."""
+    if value in (None, "", []):
+        return ()
+    if isinstance(value, str):
+        pairs = []
+        for part in value.split(";"):
+            if not part.strip():
+                continue
+            if "=" not in part:
+                raise ConfigError(f"{key}: {part.strip()!r} is not STASH_PREFIX=LOCAL_PREFIX "
+                                  "(separate several with ';')")
+            stash, local = part.split("=", 1)
+            pairs.append({"stash": stash.strip(), "local": local.strip()})
+        value = pairs
+    if not isinstance(value, list):
+        raise ConfigError(f"{key}: {value!r} is not a list of {{stash: ..., local: ...}}")
+    mappings = []
+    for item in value:
+        if not isinstance(item, dict) or set(item) != {"stash", "local"}:
+            raise ConfigError(f"{key}: {item!r} must have exactly the keys 'stash' and 'local'")
+        stash, local = _text(key, item["stash"]), _text(key, item["local"])
+        if not stash or not local:
+            raise ConfigError(f"{key}: {item!r} has an empty prefix")
+        if not Path(local).is_dir():
+            raise ConfigError(f"{key}: local folder {local!r} (for Stash's {stash!r}) does not exist "
+                              "or is not a folder on this machine; fix the mapping or remove it")
+        mappings.append(PathMapping(stash=stash, local=local))
+    return tuple(mappings)
+
+
+def _percent(value: Any) -> Any:
+    # Stash stores NUMBER settings as integers, so the UI asks for a percentage.
+    return value / 100 if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("stash_url", _url, "Stash's address for the command line, e.g. http://localhost:9999. "
+           "The plugin takes it from Stash."),
+    Option("api_key", _text, "Stash API key (Settings > Security). Needed when Stash has a password "
+           "and the run is long or from the command line.", "apiKey"),
+    Option("interval", _number(float, 0.1, 600), "Seconds between sampled frames.", "interval"),
+    Option("sampling", _choice(SAMPLING_MODES), "interval: exact frames every `interval` s; "
+           "keyframes: only keyframes (much faster, coarser)."),
+    Option("max_side", _number(int, 160, 4096), "Frames are downscaled so their long side is at most "
+           "this many pixels before analysis."),
+    Option("confidence", _number(float, 0.0, 1.0), "Minimum score for a detection to count (0..1). "
+           "In Stash's settings: a percentage.", "confidence", _percent),
+    Option("analyzers", _analyzers, "Which analyzers run: faces, content, text, shots.", "analyzers"),
+    Option("shot_markers", _bool, "Create a marker at every shot (chapters).", "shotMarkers"),
+    Option("tag_parent", _tag_name, "Parent tag of every tag the tagger creates.", "tagParent"),
+    Option("queue_tag", _tag_name, "Scenes with this tag are tagged by the 'queue' task.", "queueTag"),
+    Option("auto_tag_new", _bool, "Queue newly imported scenes for tagging automatically.", "autoTagNew"),
+    Option("path_mappings", _path_mappings, "Stash's path prefix -> this machine's path prefix; "
+           "'STASH=LOCAL;STASH2=LOCAL2' in Stash's settings.", "pathMappings"),
+    Option("worker_url", _url, "Run the analysis on a worker at this URL instead of in Stash's "
+           "Python.", "workerUrl"),
+    Option("time_budget", _number(float, 0, 86400), "Seconds one video may take before it is "
+           "abandoned with an error (0 = no limit)."),
+    Option("page_size", _number(int, 1, 1000), "Scenes fetched from Stash per request."),
+    Option("threads", _number(int, 0, 256), "Threads for inference (0 = one per core)."),
+    Option("allow_download", _bool, "Allow downloading models that are not installed "
+           "(sha256-verified)."),
+    Option("models_dir", _text, "Folder with the user's own model files (optional)."),
+)
+"""Every configuration key, in the order config.example.yaml documents them."""
+
+_BY_NAME = {option.name: option for option in OPTIONS}
+_BY_SETTING = {option.setting: option for option in OPTIONS if option.setting}
+
+
+def defaults() -> dict[str, Any]:
+    """Every key's default, as config.yaml would write it."""
+    base = Config()
+    return {spec.name: getattr(base, spec.name) for spec in fields(Config)}
+
+
+def _unknown_key(key: str, known: list[str], where: str) -> ConfigError:
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(known)}"
+    return ConfigError(f"{where}: unknown key {key!r}{hint}")
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read config.yaml into raw values (checked later by ``build_config``)."""
+    import yaml  # the runtime has it; the hook path never reads config.yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from error
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot be read: {error.strerror}") from error
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: must hold key: value lines, not {type(data).__name__}")
+    for key in data:
+        if key not in _BY_NAME:
+            raise _unknown_key(str(key), list(_BY_NAME), str(path))
+    return data
+
+
+def settings_to_raw(settings: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Stash plugin settings -> raw config values, plus warnings for settings we do not know.
+
+    Stash only stores what the user touched, so absent keys keep the lower layers' values.
+    Unknown keys are warned about, not fatal: they may be left over from an older version.
+    """
+    raw: dict[str, Any] = {}
+    warnings = []
+    for key, value in settings.items():
+        option = _BY_SETTING.get(key)
+        if option is None:
+            warnings.append(f"plugin setting {key!r} is not used by this version; ignored")
+            continue
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue  # an emptied text box means "use the default"
+        raw[option.name] = option.from_setting(value) if option.from_setting else value
+    return raw, warnings
+
+
+def build_config(*layers: Mapping[str, Any]) -> Config:
+    """Merge raw layers (lowest first) over the defaults and check every value.
+
+    Raises:
+        ConfigError: naming the key, the value and what is allowed.
+    """
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.items():
+            if key not in _BY_NAME:
+                raise _unknown_key(key, list(_BY_NAME), "configuration")
+            merged[key] = value
+    values = {key: _BY_NAME[key].parse(key, value) for key, value in merged.items()}
+    return Config(**values)
+
+
+def find_config_file(plugin_dir: Path, explicit: str | None = None) -> Path | None:
+    """The config.yaml to read: ``--config``, else $AI_TAGGER_CONFIG, else one in the plugin folder."""
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"--config: {explicit!r} does not exist; give the path of a config.yaml")
+        return path
+    env = os.environ.get("AI_TAGGER_CONFIG")
+    if env:
+        path = Path(env)
+        if not path.is_file():
+            raise ConfigError(f"AI_TAGGER_CONFIG: {env!r} does not exist")
+        return path
+    path = plugin_dir / "config.yaml"
+    return path if path.is_file() else None

@@ -1,0 +1,65 @@
+"""Errors the tagger reports to people.
+
+Every error a user can meet is a ``TaggerError``: its message says what failed, which thing it was
+about, and what to do. The entry point turns it into the ``error`` of the plugin's output (or one
+line and exit code 1 on the command line); anything else is a bug and is reported with its
+traceback in the log.
+
+    TaggerError
+    ├── ConfigError          a setting has a wrong value; names the key, the value, what is allowed
+    ├── RuntimeSetupError    the analysis runtime cannot be installed or started here
+    ├── StashError           talking to Stash failed
+    │   ├── StashUnreachableError   no answer (after retries)
+    │   ├── StashAuthError          Stash refused our credentials
+    │   └── GraphQLError            Stash answered with errors for an operation
+    ├── MediaError           a video cannot be read (missing, corrupt, no video stream, too slow)
+    ├── NotAvailableError    the mode or feature is not built yet
+    └── LockedError          another run of the tagger holds the lock
+"""
+
+from __future__ import annotations
+
+
+class TaggerError(Exception):
+    """Base of every error that is reported to the user as a message, not a traceback."""
+
+
+class ConfigError(TaggerError):
+    """A configuration value is wrong."""
+
+
+class RuntimeSetupError(TaggerError):
+    """The analysis runtime (virtual environment, packages) cannot be set up."""
+
+
+class StashError(TaggerError):
+    """Talking to Stash failed."""
+
+
+class StashUnreachableError(StashError):
+    """Stash did not answer, after retries."""
+
+
+class StashAuthError(StashError):
+    """Stash refused the credentials (or none were given)."""
+
+
+class GraphQLError(StashError):
+    """Stash answered an operation with GraphQL errors."""
+
+    def __init__(self, operation: str, messages: list[str]) -> None:
+        self.operation = operation
+        self.messages = messages
+        super().__init__(f"Stash rejected {operation}: " + "; ".join(messages))
+
+
+class MediaError(TaggerError):
+    """A video cannot be read."""
+
+
+class NotAvailableError(TaggerError):
+    """A mode or feature exists in the interface but is not built yet."""
+
+
+class LockedError(TaggerError):
+    """Another run of the tagger is in progress."""

@@ -1,0 +1,369 @@
+"""Everything the tagger says to Stash: every GraphQL operation, the client, and path mapping.
+
+Standard library only (``urllib``): this module runs on the hook path and in the Stash-side entry,
+where the analysis runtime may not be installed (Stash's Docker image is Alpine). stashapp-tools is
+not used: its constructor sends a full schema introspection (too slow for a hook), it needs
+``requests``, and its defaults fetch whole objects.
+
+Every operation is an ``Operation`` constant in this module; creating one registers it in
+``OPERATIONS``, and the test suite validates every registered document against Stash's real
+schema. The client only sends registered operations.
+
+Errors (see ``tagger.errors``): no answer after retries -> ``StashUnreachableError`` ("Stash at
+URL is not reachable: ..."); 401/403 -> ``StashAuthError``; GraphQL errors -> ``GraphQLError``
+naming the operation.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tagger.errors import GraphQLError, StashAuthError, StashError, StashUnreachableError
+
+OPERATIONS: dict[str, Operation] = {}
+"""Every operation the project sends, by name (filled as the constants below are created)."""
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One named GraphQL document. ``idempotent`` operations may be retried after a timeout."""
+
+    name: str
+    document: str
+    idempotent: bool = True
+
+    def __post_init__(self) -> None:
+        if self.name in OPERATIONS:
+            raise ValueError(f"operation {self.name!r} is defined twice")
+        OPERATIONS[self.name] = self
+
+
+SCENE_FIELDS = """
+fragment SceneForTagging on Scene {
+  id
+  title
+  organized
+  files {
+    id path basename size duration frame_rate width height video_codec
+    oshash: fingerprint(type: "oshash")
+  }
+  paths { stream screenshot }
+  tags { id name }
+  performers { id name }
+  studio { id name }
+}
+"""
+
+VERSION = Operation("Version", "query Version { version { version hash build_time } }")
+API_KEY = Operation("ApiKey", "query ApiKey { configuration { general { apiKey } } }")
+PLUGIN_SETTINGS = Operation(
+    "PluginSettings",
+    "query PluginSettings($ids: [ID!]) { configuration { plugins(include: $ids) } }",
+)
+FIND_SCENES = Operation(
+    "FindScenes",
+    """query FindScenes($filter: FindFilterType, $scene_filter: SceneFilterType) {
+  findScenes(filter: $filter, scene_filter: $scene_filter) { count scenes { ...SceneForTagging } }
+}""" + SCENE_FIELDS,
+)
+FIND_SCENE = Operation(
+    "FindScene",
+    "query FindScene($id: ID!) { findScene(id: $id) { ...SceneForTagging } }" + SCENE_FIELDS,
+)
+FIND_TAG_BY_NAME = Operation(
+    "FindTagByName",
+    """query FindTagByName($name: String!) {
+  findTags(tag_filter: {name: {value: $name, modifier: EQUALS}}, filter: {per_page: 5}) {
+    tags { id name aliases }
+  }
+}""",
+)
+
+Transport = Callable[[urllib.request.Request, float], tuple[int, bytes]]
+"""Sends one HTTP request and returns (status, body). Raises OSError when nothing answers."""
+
+
+def urllib_transport(request: urllib.request.Request, timeout: float) -> tuple[int, bytes]:
+    """The default transport: urllib, with HTTP errors returned as statuses, not raised."""
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+@dataclass
+class StashClient:
+    """A GraphQL client for one Stash server.
+
+    Arguments:
+        url: Stash's base URL, e.g. ``http://127.0.0.1:9999``.
+        api_key: sent as the ``ApiKey`` header when set.
+        session_cookie: (name, value) of the session cookie Stash gave the plugin.
+        transport: replaces urllib (tests).
+        attempts: tries per request when Stash does not answer or answers 502/503/504.
+        backoff: seconds before the second try; doubled for each further one.
+    """
+
+    url: str
+    api_key: str | None = None
+    session_cookie: tuple[str, str] | None = None
+    transport: Transport = urllib_transport
+    attempts: int = 4
+    backoff: float = 0.5
+    timeout: float = 60.0
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+
+    def __post_init__(self) -> None:
+        self.url = self.url.rstrip("/")
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        """Headers that authenticate a request to Stash (GraphQL, stream, images)."""
+        if self.api_key:
+            return {"ApiKey": self.api_key}
+        if self.session_cookie:
+            return {"Cookie": f"{self.session_cookie[0]}={self.session_cookie[1]}"}
+        return {}
+
+    def execute(self, operation: Operation, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Send a registered operation and return its ``data``.
+
+        Raises:
+            StashUnreachableError, StashAuthError, GraphQLError.
+        """
+        if OPERATIONS.get(operation.name) is not operation:
+            raise ValueError(f"operation {operation.name!r} is not registered in tagger.stash")
+        body = json.dumps({"operationName": operation.name, "query": operation.document,
+                           "variables": variables or {}}).encode("utf-8")
+        status, payload = self._send(body, operation)
+        return self._decode(operation, status, payload)
+
+    def _send(self, body: bytes, operation: Operation) -> tuple[int, bytes]:
+        last_problem = ""
+        for attempt in range(self.attempts):
+            if attempt:
+                self.sleep(self.backoff * 2 ** (attempt - 1))
+            request = urllib.request.Request(
+                f"{self.url}/graphql", data=body, method="POST",
+                headers={"Content-Type": "application/json", "Accept": "application/json",
+                         **self.auth_headers},
+            )
+            try:
+                status, payload = self.transport(request, self.timeout)
+            except (TimeoutError, socket.timeout) as error:
+                last_problem = f"no answer within {self.timeout:.0f} s ({error})"
+                if not operation.idempotent:
+                    break  # it may have been applied: never send a mutation twice blindly
+                continue
+            except OSError as error:
+                last_problem = _describe_os_error(error)
+                continue
+            if status in (502, 503, 504):
+                last_problem = f"HTTP {status}"
+                continue
+            return status, payload
+        raise StashUnreachableError(
+            f"Stash at {self.url} is not reachable: {last_problem} (after {self.attempts} tries). "
+            "Check that Stash is running and that the URL is right."
+        )
+
+    def _decode(self, operation: Operation, status: int, payload: bytes) -> dict[str, Any]:
+        if status in (401, 403):
+            raise StashAuthError(
+                f"Stash at {self.url} refused {operation.name} (HTTP {status}): it needs credentials. "
+                "Set api_key (Stash: Settings > Security > API Key) in the plugin settings or with "
+                "--api-key."
+            )
+        try:
+            document = json.loads(payload.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            snippet = payload[:200].decode("utf-8", "replace")
+            raise StashError(f"Stash at {self.url} answered {operation.name} with HTTP {status} and "
+                             f"no JSON: {snippet!r}") from None
+        errors = document.get("errors") if isinstance(document, dict) else None
+        if errors:
+            raise GraphQLError(operation.name, [_error_text(error) for error in errors])
+        if status != 200 or not isinstance(document.get("data"), dict):
+            raise StashError(f"Stash at {self.url} answered {operation.name} with HTTP {status}")
+        return document["data"]
+
+    def use_api_key_if_set(self) -> bool:
+        """Switch from the session cookie to Stash's API key, when Stash has one.
+
+        The cookie Stash hands a plugin expires (max_session_age, default an hour); a long task
+        keeps working with the key. Returns True when the key is now in use.
+        """
+        if self.api_key:
+            return True
+        key = self.execute(API_KEY)["configuration"]["general"]["apiKey"]
+        if key:
+            self.api_key = key
+            return True
+        return False
+
+    def version(self) -> str:
+        """Stash's version string, e.g. ``v0.30.1``."""
+        version = self.execute(VERSION)["version"]
+        return str(version.get("version") or version.get("hash") or "unknown")
+
+    def plugin_settings(self, plugin_id: str) -> dict[str, Any]:
+        """The settings the user saved for this plugin in Stash (absent keys were never touched)."""
+        plugins = self.execute(PLUGIN_SETTINGS, {"ids": [plugin_id]})["configuration"]["plugins"]
+        settings = (plugins or {}).get(plugin_id) or {}
+        return settings if isinstance(settings, dict) else {}
+
+    def find_scene(self, scene_id: str) -> StashScene | None:
+        scene = self.execute(FIND_SCENE, {"id": str(scene_id)})["findScene"]
+        return StashScene.from_graphql(scene) if scene else None
+
+    def iter_scenes(self, scene_filter: dict[str, Any] | None = None, *, page_size: int = 100,
+                    sort: str = "id") -> Iterator[tuple[StashScene, int]]:
+        """Every scene matching ``scene_filter``, page by page, with the total count.
+
+        Sorted by id ascending so that paging is stable while the library changes.
+        """
+        page = 1
+        while True:
+            result = self.execute(FIND_SCENES, {
+                "filter": {"page": page, "per_page": page_size, "sort": sort, "direction": "ASC"},
+                "scene_filter": scene_filter or {},
+            })["findScenes"]
+            for scene in result["scenes"]:
+                yield StashScene.from_graphql(scene), int(result["count"])
+            if len(result["scenes"]) < page_size or page * page_size >= int(result["count"]):
+                return
+            page += 1
+
+    def find_tag_id(self, name: str) -> str | None:
+        """The id of the tag called ``name`` (case-insensitive), or None."""
+        for tag in self.execute(FIND_TAG_BY_NAME, {"name": name})["findTags"]["tags"]:
+            if tag["name"].lower() == name.lower():
+                return str(tag["id"])
+        return None
+
+
+@dataclass(frozen=True)
+class StashFile:
+    """One video file of a scene, as Stash describes it (``path`` is on Stash's machine)."""
+
+    id: str
+    path: str
+    size: int | None = None
+    duration: float | None = None
+    oshash: str | None = None
+
+
+@dataclass(frozen=True)
+class StashScene:
+    """The fields of a scene the tagger needs."""
+
+    id: str
+    title: str
+    files: tuple[StashFile, ...]
+    stream_url: str | None
+    tag_ids: frozenset[str] = frozenset()
+    performer_ids: frozenset[str] = frozenset()
+    studio_id: str | None = None
+
+    @property
+    def primary_file(self) -> StashFile | None:
+        return self.files[0] if self.files else None
+
+    @classmethod
+    def from_graphql(cls, scene: dict[str, Any]) -> StashScene:
+        files = tuple(
+            StashFile(id=str(f["id"]), path=f["path"], size=_int_or_none(f.get("size")),
+                      duration=f.get("duration"), oshash=f.get("oshash") or None)
+            for f in scene.get("files") or []
+        )
+        return cls(
+            id=str(scene["id"]),
+            title=scene.get("title") or (Path(files[0].path).name if files else f"scene {scene['id']}"),
+            files=files,
+            stream_url=(scene.get("paths") or {}).get("stream"),
+            tag_ids=frozenset(str(t["id"]) for t in scene.get("tags") or []),
+            performer_ids=frozenset(str(p["id"]) for p in scene.get("performers") or []),
+            studio_id=str(scene["studio"]["id"]) if scene.get("studio") else None,
+        )
+
+
+@dataclass(frozen=True)
+class MediaSource:
+    """Where to read a scene's video: a local path, or Stash's stream URL with auth headers."""
+
+    location: str
+    via: str  # "path" or "stream"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def media_source(scene: StashScene, map_path: Callable[[str], str | None],
+                 auth_headers: dict[str, str]) -> MediaSource:
+    """Choose how to read a scene: the mapped (or unmapped) local path when readable, else stream.
+
+    Raises:
+        StashError: the scene has no file, or neither a readable path nor a stream URL.
+    """
+    file = scene.primary_file
+    if file is None:
+        raise StashError(f"scene {scene.id} has no video file in Stash")
+    candidates = [p for p in (map_path(file.path), file.path) if p]
+    for candidate in candidates:
+        path = Path(candidate)
+        if path.is_file():
+            try:
+                with path.open("rb"):
+                    return MediaSource(location=str(path), via="path")
+            except OSError:
+                continue
+    if scene.stream_url:
+        return MediaSource(location=scene.stream_url, via="stream", headers=dict(auth_headers))
+    tried = " or ".join(repr(c) for c in dict.fromkeys(candidates))
+    raise StashError(f"scene {scene.id}: cannot read {tried} here and Stash gave no stream URL; "
+                     "add a path mapping (Stash's prefix=this machine's prefix)")
+
+
+def client_for(url: str, api_key: str | None = None,
+               session_cookie: tuple[str, str] | None = None) -> StashClient:
+    """A client with the project's retry defaults."""
+    return StashClient(url=url, api_key=api_key or None, session_cookie=session_cookie)
+
+
+def _describe_os_error(error: OSError) -> str:
+    reason = getattr(error, "reason", None) or error
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(reason, socket.gaierror):
+        return f"unknown host ({reason})"
+    return str(reason)
+
+
+def _error_text(error: Any) -> str:
+    if isinstance(error, dict):
+        message = str(error.get("message", error))
+        path = error.get("path")
+        return f"{message} (at {'.'.join(str(p) for p in path)})" if path else message
+    return str(error)
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def url_with_query(url: str, **params: str) -> str:
+    """``url`` with extra query parameters (e.g. ``apikey`` for clients that cannot send headers)."""
+    parts = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qsl(parts.query) + list(params.items())
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))

@@ -1,0 +1,133 @@
+"""The tagger's own state, in SQLite in its data folder: the queue of scenes to tag, which scenes
+were processed (and with which file), and the runs.
+
+SQLite's transactions make every write all-or-nothing, so a SIGKILL at any instant leaves the last
+committed state; WAL mode lets the hook add to the queue while a task reads it. Standard library
+only (the hook uses it).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+"""Bumped with every change of the tables below; older stores are migrated in ``_migrate``."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS queue (
+    scene_id TEXT PRIMARY KEY,
+    added_at REAL NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS processed (
+    scene_id TEXT PRIMARY KEY,
+    fingerprint TEXT,
+    run_id TEXT NOT NULL,
+    finished_at REAL NOT NULL,
+    status TEXT NOT NULL,
+    detail TEXT
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    mode TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    status TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class QueuedScene:
+    scene_id: str
+    added_at: float
+    reason: str
+
+
+class Store:
+    """Open (and create or migrate) the store at ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        with self.transaction():
+            for statement in _SCHEMA.strip().split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                             (str(SCHEMA_VERSION),))
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """All statements inside commit together or not at all."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # The queue -------------------------------------------------------------------------------
+    def enqueue(self, scene_ids: list[str], reason: str) -> int:
+        """Add scenes to the queue (a scene already queued keeps its place); returns how many were new."""
+        now = time.time()
+        with self.transaction() as db:
+            before = db.total_changes
+            db.executemany("INSERT OR IGNORE INTO queue VALUES (?, ?, ?)",
+                           [(str(scene_id), now, reason) for scene_id in scene_ids])
+            return db.total_changes - before
+
+    def queued(self) -> list[QueuedScene]:
+        """The queue, oldest first."""
+        rows = self._db.execute("SELECT scene_id, added_at, reason FROM queue "
+                                "ORDER BY added_at, CAST(scene_id AS INTEGER)").fetchall()
+        return [QueuedScene(*row) for row in rows]
+
+    def dequeue(self, scene_id: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM queue WHERE scene_id = ?", (str(scene_id),))
+
+    # What was processed ----------------------------------------------------------------------
+    def mark_processed(self, scene_id: str, run_id: str, status: str, *, fingerprint: str | None = None,
+                       detail: str | None = None) -> None:
+        """Record the outcome for a scene and take it off the queue, in one transaction."""
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO processed VALUES (?, ?, ?, ?, ?, ?)",
+                       (str(scene_id), fingerprint, run_id, time.time(), status, detail))
+            db.execute("DELETE FROM queue WHERE scene_id = ?", (str(scene_id),))
+
+    def processed_ids(self, status: str = "done") -> set[str]:
+        rows = self._db.execute("SELECT scene_id FROM processed WHERE status = ?", (status,))
+        return {row[0] for row in rows}
+
+    # Runs --------------------------------------------------------------------------------------
+    def start_run(self, mode: str) -> str:
+        run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        with self.transaction() as db:
+            db.execute("INSERT INTO runs VALUES (?, ?, ?, NULL, 'running')", (run_id, mode, time.time()))
+        return run_id
+
+    def finish_run(self, run_id: str, status: str) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE runs SET finished_at = ?, status = ? WHERE run_id = ?",
+                       (time.time(), status, run_id))

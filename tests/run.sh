@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Sets up the development environment in .venv (first time: a few minutes) and runs the checks:
+# ruff, then the whole test suite. Extra arguments go to pytest (e.g. -k hook, -x).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv
+fi
+pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check --progress-bar off)
+"${pip[@]}" -c constraints.txt -r requirements.txt -r requirements-dev.txt
+# Packages that declare opencv-python go in without dependencies (see requirements-nodeps.txt).
+"${pip[@]}" --no-deps -c constraints.txt -r requirements-nodeps.txt
+.venv/bin/ruff check .
+exec .venv/bin/python -m pytest "$@"

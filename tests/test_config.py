@@ -1,0 +1,91 @@
+"""One configuration: defaults < config.yaml < Stash settings < flags, with errors naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tagger.config import OPTIONS, Config, build_config, defaults, read_config_file, settings_to_raw
+from tagger.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_later_layers_win(tmp_path: Path) -> None:
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text("interval: 5\nqueue_tag: FromFile\ntag_parent: FileParent\n")
+    settings, _ = settings_to_raw({"interval": 3, "queueTag": "FromStash"})
+    config = build_config(read_config_file(config_file), settings, {"interval": 1.5})
+    assert (config.interval, config.queue_tag, config.tag_parent) == (1.5, "FromStash", "FileParent")
+
+
+def test_defaults_apply_where_nothing_is_set() -> None:
+    assert build_config() == Config()
+
+
+def test_confidence_from_stash_is_a_percentage() -> None:
+    settings, _ = settings_to_raw({"confidence": 75})
+    assert build_config(settings).confidence == 0.75
+
+
+def test_empty_text_setting_in_stash_means_default() -> None:
+    settings, _ = settings_to_raw({"tagParent": "  "})
+    assert build_config(settings).tag_parent == "AI"
+
+
+def test_unknown_stash_setting_is_a_warning_not_an_error() -> None:
+    settings, warnings = settings_to_raw({"oldSetting": True})
+    assert settings == {} and "oldSetting" in warnings[0]
+
+
+@pytest.mark.parametrize("layer, fragment", [
+    ({"interval": "fast"}, "interval: 'fast' is not a number; allowed: 0.1..600"),
+    ({"interval": 0}, "interval: 0 is out of range"),
+    ({"sampling": "every"}, "sampling: 'every' is not allowed; choose one of: interval, keyframes"),
+    ({"analyzers": "faces,colour"}, "analyzers: unknown analyzer 'colour'"),
+    ({"shot_markers": "maybe"}, "shot_markers: 'maybe' is not true or false"),
+    ({"stash_url": "localhost:9999"}, "stash_url: 'localhost:9999' is not a URL"),
+    ({"max_side": 12.5}, "max_side: 12.5 is not a whole number"),
+    ({"tag_parent": ""}, "tag_parent: must not be empty"),
+    ({"intervall": 2}, "unknown key 'intervall'; did you mean 'interval'?"),
+])
+def test_wrong_values_name_the_key_the_value_and_what_is_allowed(layer: dict, fragment: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        build_config(layer)
+    assert fragment in str(raised.value)
+
+
+def test_unknown_key_in_config_file_names_the_file(tmp_path: Path) -> None:
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text("treshold: 0.3\n")
+    with pytest.raises(ConfigError, match=r"config.yaml: unknown key 'treshold'"):
+        read_config_file(config_file)
+
+
+def test_path_mapping_to_a_missing_folder_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="local folder '/nowhere/videos'.*does not exist"):
+        build_config({"path_mappings": "/data=/nowhere/videos"})
+
+
+def test_path_mappings_map_the_longest_prefix(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    config = build_config({"path_mappings": [{"stash": "/data", "local": str(tmp_path / "a")},
+                                             {"stash": "/data/b", "local": str(tmp_path / "b")}]})
+    assert config.map_path("/data/b/x.mp4") == str(tmp_path / "b" / "x.mp4")
+    assert config.map_path("/data/c/y.mp4") == str(tmp_path / "a" / "c" / "y.mp4")
+    assert config.map_path("/database/z.mp4") is None
+
+
+def test_example_config_documents_every_key_with_its_default() -> None:
+    example = yaml.safe_load((ROOT / "config.example.yaml").read_text())
+    assert list(example) == [option.name for option in OPTIONS]
+    assert build_config(example) == Config()
+    assert set(defaults()) == set(example)
+
+
+def test_manifest_settings_are_exactly_the_options_stash_may_set() -> None:
+    manifest = yaml.safe_load((ROOT / "ai_tagger.yml").read_text())
+    assert set(manifest["settings"]) == {option.setting for option in OPTIONS if option.setting}
