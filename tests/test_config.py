@@ -60,12 +60,12 @@ def test_wrong_values_name_the_key_the_value_and_what_is_allowed(layer: dict, fr
 def test_unknown_key_in_config_file_names_the_file(tmp_path: Path) -> None:
     config_file = tmp_path / "config.yaml"
     config_file.write_text("treshold: 0.3\n")
-    with pytest.raises(ConfigError, match=r"config.yaml: unknown key 'treshold'"):
+    with pytest.raises(ConfigError, match=r"config\.yaml: unknown key 'treshold'"):
         read_config_file(config_file)
 
 
 def test_path_mapping_to_a_missing_folder_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="local folder '/nowhere/videos'.*does not exist"):
+    with pytest.raises(ConfigError, match=r"local folder '/nowhere/videos'.*does not exist"):
         build_config({"path_mappings": "/data=/nowhere/videos"})
 
 
