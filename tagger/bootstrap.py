@@ -41,6 +41,9 @@ DATA_DIR_ENV = "AI_TAGGER_DATA_DIR"
 
 STAMP_NAME = ".ai_tagger_installed"
 
+INSTALL_SHARE = 0.1
+"""Share of the task's progress bar that a first-run install takes."""
+
 Log = Callable[[str, str], None]  # (level, message)
 
 
@@ -163,7 +166,7 @@ def _install(plugin_dir: Path, venv: Path, wanted: str, log: Log,
                       "installing requirements-nodeps.txt"))
     for index, (command, what) in enumerate(steps):
         _run(command, what, log)
-        progress(0.05 + 0.9 * (index + 1) / len(steps))
+        progress(0.01 + INSTALL_SHARE * (index + 1) / len(steps))
     tmp = venv / (STAMP_NAME + ".tmp")
     tmp.write_text(wanted)
     os.replace(tmp, venv / STAMP_NAME)

@@ -14,7 +14,14 @@ from typing import Any
 
 from tagger.bootstrap import data_dir, ensure_runtime
 from tagger.errors import TaggerError
-from tagger.protocol import PLUGIN_INPUT_ENV, PluginInput, StashLog, guard_stdout, parse_plugin_input
+from tagger.protocol import (
+    PLUGIN_INPUT_ENV,
+    PROGRESS_BASE_ENV,
+    PluginInput,
+    StashLog,
+    guard_stdout,
+    parse_plugin_input,
+)
 
 PLUGIN_ID = "ai_tagger"
 """Stash's id for the plugin: the manifest's file name without .yml."""
@@ -69,6 +76,7 @@ def _run_plugin(plugin_input: PluginInput, stdin_text: str, plugin_dir: Path, lo
 
     def before_exec() -> None:
         os.environ[PLUGIN_INPUT_ENV] = stdin_text
+        os.environ[PROGRESS_BASE_ENV] = f"{log.last_progress:.4f}"
         restore_stdout()
 
     script = str(plugin_dir / "ai_tagger.py")

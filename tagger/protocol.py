@@ -29,6 +29,9 @@ MAX_LOG_LINE = 2000
 PLUGIN_INPUT_ENV = "AI_TAGGER_PLUGIN_INPUT"
 """Environment variable that carries the stdin JSON across a re-exec into the plugin's venv."""
 
+PROGRESS_BASE_ENV = "AI_TAGGER_PROGRESS_BASE"
+"""Progress already reported before a re-exec; the new process continues from there."""
+
 
 @dataclass(frozen=True)
 class ServerConnection:
@@ -119,13 +122,19 @@ class StashLog:
     """Writes Stash's log protocol to a stream (stderr), thread-safe, one short line per record.
 
     Progress is kept monotonic over the whole task: Stash shows a bar that should never go back.
+    A task that re-executed itself (after installing its runtime) carries the progress reached in
+    ``PROGRESS_BASE_ENV``: the new process's 0..1 then maps onto what is left of the bar.
     """
 
     def __init__(self, stream: TextIO | None = None, *, plain: bool = False) -> None:
         self._stream = stream if stream is not None else sys.stderr
         self._plain = plain  # people at a terminal read "level: text" instead of control bytes
         self._lock = threading.Lock()
-        self._progress = 0.0
+        try:
+            self._base = min(1.0, max(0.0, float(os.environ.pop(PROGRESS_BASE_ENV, "0"))))
+        except ValueError:
+            self._base = 0.0
+        self._progress = self._base
 
     def log(self, level: str, message: str) -> None:
         letter = LEVELS.get(level, "i")
@@ -151,7 +160,8 @@ class StashLog:
 
     def progress(self, fraction: float) -> None:
         """Report progress in 0..1; values below the last one reported are raised to it."""
-        value = min(1.0, max(self._progress, float(fraction)))
+        scaled = self._base + (1.0 - self._base) * float(fraction)
+        value = min(1.0, max(self._progress, scaled))
         if value <= self._progress and self._progress > 0.0:
             return
         self._progress = value

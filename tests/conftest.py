@@ -1,8 +1,9 @@
-"""Shared fixtures: where ../shared is, and Stash's real schema."""
+"""Shared fixtures: ../shared, an isolated data folder, the installed plugin, a small library."""
 
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -24,3 +25,25 @@ def _isolated_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     data = tmp_path / "tagger-data"
     monkeypatch.setenv("AI_TAGGER_DATA_DIR", str(data))
     return data
+
+
+@pytest.fixture(scope="session")
+def plugin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The plugin as a user installs it: the package zip unpacked into Stash's plugins folder."""
+    from tagger.package import build_zip
+
+    root = tmp_path_factory.mktemp("stash-config")
+    build_zip(ROOT, root / "ai_tagger.zip")
+    target = root / "plugins" / "ai_tagger"
+    with zipfile.ZipFile(root / "ai_tagger.zip") as archive:
+        archive.extractall(target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tagger.media.sample import make_sample_video
+
+    folder = tmp_path_factory.mktemp("library")
+    make_sample_video(folder / "cuts.mp4", duration_s=20, cut_times=(6.0, 13.0), black_spans=((9.0, 10.0),))
+    return folder

@@ -7,37 +7,16 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
 
-from tagger.media.sample import make_sample_video
-from tagger.package import build_zip
 from tests.stash_server import PluginRun, StashTestServer, hook_args, load_manifest, run_plugin, task_args
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = load_manifest(ROOT / "ai_tagger.yml")
 WRITING_MODES = ("untagged", "queue", "scene", "all", "gallery", "undo")
 TASK_FOR_MODE = {task["defaultArgs"]["mode"]: task["name"] for task in MANIFEST["tasks"]}
-
-
-@pytest.fixture(scope="session")
-def plugin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The plugin as a user installs it: the package zip unpacked into Stash's plugins folder."""
-    root = tmp_path_factory.mktemp("stash-config")
-    build_zip(ROOT, root / "ai_tagger.zip")
-    target = root / "plugins" / "ai_tagger"
-    with zipfile.ZipFile(root / "ai_tagger.zip") as archive:
-        archive.extractall(target)
-    return target
-
-
-@pytest.fixture(scope="session")
-def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("library")
-    make_sample_video(folder / "cuts.mp4", duration_s=20, cut_times=(6.0, 13.0), black_spans=((9.0, 10.0),))
-    return folder
 
 
 @pytest.fixture

@@ -1,0 +1,242 @@
+"""The analysis engine's entry: one video in, one ``AnalysisResult`` out.
+
+One decode pass (``tagger.media.frames.iter_frames``) feeds two consumers: the shot detector sees
+every frame at a small size (as the pass's observer) and the analyzers see the sample frames in
+batches. No analyzer is registered yet; ``tags``, ``markers``, ``faces`` and ``text`` stay empty and
+``studio`` None until the model families are plugged in through ``analyzers=``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from tagger.detections import Analyzer, Detection
+from tagger.media.frames import DecodeReport, Frame, SamplingPlan, iter_frames
+from tagger.media.shots import MIN_BLACK_S, DetectorName, Shot, ShotDetector, TechnicalSpan
+from tagger.media.video import VideoInfo, probe
+
+Sampling = Literal["interval", "keyframes"]
+
+BATCH_SIZE = 8
+"""Sample frames handed to each analyzer at once (bounded: at most this many frames are held)."""
+
+
+def _require(condition: bool, name: str, rule: str, value: object) -> None:
+    """Raise ``ValueError`` naming the argument and the rule when ``condition`` is false."""
+    if not condition:
+        raise ValueError(f"{name} must be {rule}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class AnalyzeOptions:
+    """How to analyse a video.
+
+    Attributes:
+        interval_s: seconds between sample frames (``interval`` sampling).
+        sampling: ``interval`` (exact frames every ``interval_s``) or ``keyframes`` (fast, only
+            the stream's keyframes; no shot or black detection).
+        max_side: long side in pixels of the frames the models see.
+        shot_detection: find shots and black spans (decodes every frame).
+        shot_threshold: detector threshold; None for the detector's default.
+        shot_detector: ``content`` or ``adaptive`` (PySceneDetect detectors).
+        min_black_s: shortest black span reported (seconds).
+        time_budget_s: stop decoding after this many wall-clock seconds; None for no limit.
+        http_headers: request headers for stream URLs (e.g. Stash's ``ApiKey``).
+        batch_size: sample frames per analyzer call.
+    """
+
+    interval_s: float = 2.0
+    sampling: Sampling = "interval"
+    max_side: int = 640
+    shot_detection: bool = True
+    shot_threshold: float | None = None
+    shot_detector: DetectorName = "content"
+    min_black_s: float = MIN_BLACK_S
+    time_budget_s: float | None = None
+    http_headers: dict[str, str] | None = None
+    batch_size: int = BATCH_SIZE
+
+    def __post_init__(self) -> None:
+        _require(self.interval_s > 0, "interval_s", "> 0 seconds", self.interval_s)
+        _require(self.sampling in ("interval", "keyframes"), "sampling",
+                 "'interval' or 'keyframes'", self.sampling)
+        _require(16 <= self.max_side <= 8192, "max_side", "between 16 and 8192 pixels",
+                 self.max_side)
+        _require(self.shot_threshold is None or self.shot_threshold > 0, "shot_threshold",
+                 "None or > 0", self.shot_threshold)
+        _require(self.shot_detector in ("content", "adaptive"), "shot_detector",
+                 "'content' or 'adaptive'", self.shot_detector)
+        _require(self.min_black_s >= 0, "min_black_s", ">= 0 seconds", self.min_black_s)
+        _require(self.time_budget_s is None or self.time_budget_s > 0, "time_budget_s",
+                 "None or > 0 seconds", self.time_budget_s)
+        _require(self.http_headers is None or all(
+            isinstance(k, str) and isinstance(v, str) for k, v in self.http_headers.items()),
+            "http_headers", "None or a dict of str to str", self.http_headers)
+        _require(self.batch_size >= 1, "batch_size", ">= 1", self.batch_size)
+
+    @property
+    def plan(self) -> SamplingPlan:
+        """The frame sampling plan these options describe."""
+        return SamplingPlan(self.sampling, self.interval_s)
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    """Everything found in one video; ``to_dict`` is the engine's output contract."""
+
+    file: str
+    info: VideoInfo
+    frames_analysed: int
+    shots: list[Shot]
+    technical: list[TechnicalSpan]
+    detections: list[Detection]
+    timings: dict[str, float]
+    warnings: list[str]
+    report: DecodeReport = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready result (times in seconds, rounded to milliseconds)."""
+        return {
+            "file": self.file,
+            "duration": _round(self.info.duration),
+            "fps": _round(self.info.fps),
+            "frames_analysed": self.frames_analysed,
+            "shots": [{"start": _round(s.start), "end": _round(s.end)} for s in self.shots],
+            "technical": [{"kind": t.kind, "start": _round(t.start), "end": _round(t.end)}
+                          for t in self.technical],
+            "tags": [],
+            "markers": [],
+            "faces": [],
+            "text": [],
+            "studio": None,
+            "timings": {stage: _round(seconds) for stage, seconds in self.timings.items()},
+            "warnings": list(self.warnings),
+        }
+
+
+def _round(value: float) -> float:
+    """Seconds rounded to milliseconds for output."""
+    return round(float(value), 3)
+
+
+class _Timings:
+    """Wall-clock seconds per stage, accumulated."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time the block and add it to ``name``."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(name, time.perf_counter() - started)
+
+    def add(self, name: str, seconds: float) -> None:
+        """Add ``seconds`` to stage ``name``."""
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+
+
+def _timed_observer(detector: ShotDetector, timings: _Timings) -> Callable[[float, np.ndarray], bool]:
+    """The detector's observer, with its time counted under ``shots``."""
+    def observe(t: float, image: np.ndarray) -> bool:
+        started = time.perf_counter()
+        try:
+            return detector.observe(t, image)
+        finally:
+            timings.add("shots", time.perf_counter() - started)
+    return observe
+
+
+def _run_analyzers(analyzers: Sequence[Analyzer], batch: list[Frame],
+                   timings: _Timings) -> list[Detection]:
+    """Every analyzer on one batch of sample frames."""
+    found: list[Detection] = []
+    for analyzer in analyzers:
+        with timings.stage(f"analyze:{analyzer.name}"):
+            found.extend(analyzer.analyze(batch))
+    return found
+
+
+def _end_time(info: VideoInfo, report: DecodeReport) -> float:
+    """Where the analysed part ends: the video's end, or just after the last good frame."""
+    if report.complete or report.last_time is None:
+        return info.duration
+    frame_s = 1.0 / info.fps if info.fps > 0 else 0.0
+    return min(info.duration, report.last_time + frame_s)
+
+
+def _make_detector(info: VideoInfo, options: AnalyzeOptions,
+                   warnings: list[str]) -> ShotDetector | None:
+    """The shot detector if wanted and possible (it needs every frame, so not with keyframes)."""
+    if not options.shot_detection:
+        return None
+    if options.sampling == "keyframes":
+        warnings.append("shot and black detection need every frame; skipped with keyframes "
+                        "sampling")
+        return None
+    return ShotDetector(fps=info.fps or 25.0, detector=options.shot_detector,
+                        threshold=options.shot_threshold, min_black_s=options.min_black_s)
+
+
+def analyze_file(
+    source: str,
+    options: AnalyzeOptions,
+    *,
+    progress: Callable[[float], None] | None = None,
+    analyzers: Sequence[Analyzer] = (),
+) -> AnalysisResult:
+    """Analyse one video in a single decode pass.
+
+    Arguments:
+        source: local path or http(s) stream URL.
+        options: what to do.
+        progress: called with the fraction done (0-1).
+        analyzers: model families to run on the sample frames (none yet).
+
+    Raises:
+        MediaError: the video cannot be opened or not a single frame decodes. A video that
+            breaks off later gives a result for the part read, with a warning.
+    """
+    timings, warnings = _Timings(), []
+    with timings.stage("probe"):
+        info = probe(source, http_headers=options.http_headers)
+    detector = _make_detector(info, options, warnings)
+    observe = _timed_observer(detector, timings) if detector else None
+    detections: list[Detection] = []
+    batch: list[Frame] = []
+    with timings.stage("decode"):
+        stream = iter_frames(source, options.plan, max_side=options.max_side, observe=observe,
+                             time_budget_s=options.time_budget_s, progress=progress,
+                             http_headers=options.http_headers, info=info)
+        for frame in stream:
+            batch.append(frame)
+            if len(batch) >= options.batch_size:
+                detections += _run_analyzers(analyzers, batch, timings)
+                batch = []
+        detections += _run_analyzers(analyzers, batch, timings)
+    report = stream.report
+    _exclude_nested_stages(timings)
+    found = detector.finish(_end_time(info, report)) if detector else None
+    warnings.extend(report.warnings())
+    if progress is not None:
+        progress(1.0)
+    return AnalysisResult(
+        file=source, info=info, frames_analysed=report.samples,
+        shots=found.shots if found else [], technical=found.technical if found else [],
+        detections=detections, timings=timings.seconds, warnings=warnings, report=report,
+    )
+
+
+def _exclude_nested_stages(timings: _Timings) -> None:
+    """Make ``decode`` count decoding alone: shots and analyzers ran inside its block."""
+    nested = sum(s for name, s in timings.seconds.items() if name not in ("probe", "decode"))
+    timings.seconds["decode"] = max(0.0, timings.seconds.get("decode", 0.0) - nested)
