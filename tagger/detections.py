@@ -8,7 +8,7 @@ tags, identities) are made later from the detections, never inside an analyzer.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -30,6 +30,8 @@ class Detection:
         box: (x, y, w, h) in pixels of the frame image as analysed, or None for whole-frame
             results.
         embedding: a feature vector (face identity, ...) or None.
+        details: measurements an analyzer records for later decisions (a face's size, sharpness
+            and pose, landmarks flattened, ...); keys are documented by each analyzer.
     """
 
     time: float
@@ -38,6 +40,7 @@ class Detection:
     score: float
     box: tuple[float, float, float, float] | None = None
     embedding: np.ndarray | None = None
+    details: Mapping[str, float] | None = None
 
 
 class Analyzer(Protocol):
