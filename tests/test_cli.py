@@ -93,7 +93,8 @@ def test_doctor_names_what_to_fix_when_stash_is_down() -> None:
     server.stop()
     done = cli("doctor", "--stash-url", server.url)
     assert done.returncode == 1
-    assert any(line.startswith("FIX Stash at") and "not reachable" in line for line in done.stdout.splitlines())
+    lines = done.stdout.splitlines()
+    assert any(line.startswith("FIX Stash at") and "not reachable" in line for line in lines)
 
 
 def test_package_builds_a_zip_stash_can_install_and_its_index_entry(tmp_path: Path) -> None:
