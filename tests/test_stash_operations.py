@@ -64,3 +64,23 @@ def test_client_refuses_to_send_an_unregistered_operation() -> None:
     object.__setattr__(rogue, "idempotent", True)
     with pytest.raises(ValueError, match="not registered"):
         stash.StashClient("http://127.0.0.1:1").execute(rogue)
+
+
+def test_graphql_errors_name_the_operation_and_stashs_message() -> None:
+    from tagger.errors import GraphQLError
+    from tests.stash_server import StashTestServer
+
+    with StashTestServer() as server:
+        client = stash.StashClient(server.url)
+        with pytest.raises(GraphQLError) as raised:
+            client.execute(stash.FIND_SCENES, {"scene_filter": {"no_such_filter": True}})
+    assert str(raised.value).startswith("Stash rejected FindScenes: ")
+    assert "no_such_filter" in str(raised.value)
+
+
+def test_api_key_is_taken_from_stash_only_when_set() -> None:
+    from tests.stash_server import StashTestServer
+
+    with StashTestServer() as server:
+        client = stash.StashClient(server.url)
+        assert client.use_api_key_if_set() is False and client.auth_headers == {}
