@@ -8,10 +8,12 @@ batches. No analyzer is registered yet; ``tags``, ``markers``, ``faces`` and ``t
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from queue import Full, Queue
 from typing import Any, Literal
 
 import numpy as np
@@ -212,19 +214,19 @@ def analyze_file(
     detector = _make_detector(info, options, warnings)
     observe = _timed_observer(detector, timings) if detector else None
     detections: list[Detection] = []
-    batch: list[Frame] = []
-    with timings.stage("decode"):
-        stream = iter_frames(source, options.plan, max_side=options.max_side, observe=observe,
-                             time_budget_s=options.time_budget_s, progress=progress,
-                             http_headers=options.http_headers, info=info)
-        for frame in stream:
-            batch.append(frame)
-            if len(batch) >= options.batch_size:
-                detections += _run_analyzers(analyzers, batch, timings)
-                batch = []
+    sample_times: list[float] = []
+    started = time.perf_counter()
+    stream = iter_frames(source, options.plan, max_side=options.max_side, observe=observe,
+                         time_budget_s=options.time_budget_s, progress=progress,
+                         http_headers=options.http_headers, info=info)
+    for batch in batches_in_background(_timed_frames(stream, timings), options.batch_size):
+        sample_times.extend(frame.time for frame in batch)
         detections += _run_analyzers(analyzers, batch, timings)
+    timings.add("total", time.perf_counter() - started)
+    # The observer (shot detection) ran inside the decoder's next(): count decoding alone.
+    seconds = timings.seconds
+    seconds["decode"] = max(0.0, seconds.get("decode", 0.0) - seconds.get("shots", 0.0))
     report = stream.report
-    _exclude_nested_stages(timings)
     found = detector.finish(_end_time(info, report)) if detector else None
     warnings.extend(report.warnings())
     if progress is not None:
@@ -236,7 +238,64 @@ def analyze_file(
     )
 
 
-def _exclude_nested_stages(timings: _Timings) -> None:
-    """Make ``decode`` count decoding alone: shots and analyzers ran inside its block."""
-    nested = sum(s for name, s in timings.seconds.items() if name not in ("probe", "decode"))
-    timings.seconds["decode"] = max(0.0, timings.seconds.get("decode", 0.0) - nested)
+def _timed_frames(frames: Iterator[Frame], timings: _Timings) -> Iterator[Frame]:
+    """``frames``, with the time spent producing them added to ``decode``."""
+    while True:
+        started = time.perf_counter()
+        try:
+            frame = next(frames)
+        except StopIteration:
+            timings.add("decode", time.perf_counter() - started)
+            return
+        timings.add("decode", time.perf_counter() - started)
+        yield frame
+
+
+def batches_in_background(frames: Iterator[Frame], size: int, depth: int = 2) -> Iterator[list[Frame]]:
+    """Batches of ``frames``, decoded by a background thread while the caller runs the models.
+
+    Decoding (FFmpeg) and inference (ONNX Runtime) both release the GIL, so they overlap; the
+    bounded queue (``depth`` batches) keeps memory flat when either side is the slower one. An
+    exception in the decoder is re-raised here; when the consumer stops early, the decoder is told
+    to stop and joined.
+    """
+    queue: Queue[list[Frame] | BaseException | None] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: list[Frame] | BaseException | None) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def decode() -> None:
+        batch: list[Frame] = []
+        try:
+            for frame in frames:
+                batch.append(frame)
+                if len(batch) >= size:
+                    if not put(batch):
+                        return
+                    batch = []
+            if batch and not put(batch):
+                return
+            put(None)
+        except BaseException as error:  # handed to the consumer, which re-raises it
+            put(error)
+
+    worker = threading.Thread(target=decode, name="decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = queue.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()

@@ -60,7 +60,7 @@ class TestContract:
         assert (output["tags"], output["markers"], output["faces"], output["text"]) == ([], [], [],
                                                                                         [])
         assert output["studio"] is None and output["warnings"] == []
-        assert set(output["timings"]) == {"probe", "decode", "shots"}
+        assert set(output["timings"]) == {"probe", "decode", "shots", "total"}
 
     def test_reports_video_facts_and_sample_count(self, result: AnalysisResult,
                                                   sample: SampleTruth) -> None:

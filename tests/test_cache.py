@@ -1,0 +1,47 @@
+"""The analysis cache: decode passes and detections per file fingerprint and model version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tagger.cache import AnalysisCache, PassRecord, oshash
+from tagger.detections import Detection
+
+
+def test_oshash_is_size_plus_the_sums_of_the_first_and_last_64k(tmp_path: Path) -> None:
+    data = np.random.default_rng(3).integers(0, 256, 200_000, dtype=np.uint8).tobytes()
+    path = tmp_path / "video.bin"
+    path.write_bytes(data)
+    words = lambda chunk: np.frombuffer(chunk[: len(chunk) // 8 * 8], dtype="<u8")  # noqa: E731
+    expected = (len(data) + int(words(data[:65536]).sum(dtype=np.uint64))
+                + int(words(data[-65536:]).sum(dtype=np.uint64))) % 2**64
+    assert oshash(path) == f"{expected:016x}"
+
+
+def test_detections_come_back_as_they_went_in_embeddings_included(tmp_path: Path) -> None:
+    cache = AnalysisCache(tmp_path / "cache.sqlite")
+    embedding = np.linspace(-1, 1, 128, dtype=np.float32)
+    stored = [Detection(1.0, "face", "face", 0.9, (1, 2, 3, 4), embedding, {"size": 40.0}),
+              Detection(2.0, "text", "BRANDX.COM", 0.8, (5, 6, 7, 8), None, {"corner": 3})]
+    cache.put_detections("abc", "interval=2", "faces", "yunet+sface", stored)
+    back = cache.get_detections("abc", "interval=2", "faces", "yunet+sface")
+    assert back is not None and len(back) == 2
+    assert np.array_equal(back[0].embedding, embedding) and back[0].box == (1, 2, 3, 4)
+    assert (back[1].label, back[1].details, back[1].embedding) == ("BRANDX.COM", {"corner": 3}, None)
+
+
+def test_another_model_version_is_a_miss(tmp_path: Path) -> None:
+    cache = AnalysisCache(tmp_path / "cache.sqlite")
+    cache.put_detections("abc", "p", "content", "v1", [])
+    assert cache.get_detections("abc", "p", "content", "v1") == []
+    assert cache.get_detections("abc", "p", "content", "v2") is None
+    assert cache.get_detections("abc", "other-sampling", "content", "v1") is None
+
+
+def test_a_pass_survives_reopening(tmp_path: Path) -> None:
+    record = PassRecord(duration=20.0, fps=30.0, frames_analysed=11, sample_times=[0.0, 2.0],
+                        shots=[(0.0, 6.0), (6.0, 20.0)], technical=[("black", 9.0, 10.0)], warnings=[])
+    AnalysisCache(tmp_path / "c.sqlite").put_pass("abc", "p", record)
+    assert AnalysisCache(tmp_path / "c.sqlite").get_pass("abc", "p") == record
