@@ -97,10 +97,18 @@ class AnalysisResult:
     frames_analysed: int
     shots: list[Shot]
     technical: list[TechnicalSpan]
-    detections: list[Detection]
+    detections_by_analyzer: dict[str, list[Detection]]
     timings: dict[str, float]
     warnings: list[str]
     report: DecodeReport = field(repr=False)
+    sample_times: list[float] = field(default_factory=list)
+    frame_size: tuple[int, int] | None = None
+    end: float = 0.0
+
+    @property
+    def detections(self) -> list[Detection]:
+        """Every analyzer's detections together."""
+        return [d for found in self.detections_by_analyzer.values() for d in found]
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready result (times in seconds, rounded to milliseconds)."""
@@ -158,14 +166,12 @@ def _timed_observer(detector: ShotDetector, timings: _Timings) -> Callable[[floa
     return observe
 
 
-def _run_analyzers(analyzers: Sequence[Analyzer], batch: list[Frame],
-                   timings: _Timings) -> list[Detection]:
-    """Every analyzer on one batch of sample frames."""
-    found: list[Detection] = []
+def _run_analyzers(analyzers: Sequence[Analyzer], batch: list[Frame], timings: _Timings,
+                   found: dict[str, list[Detection]]) -> None:
+    """Every analyzer on one batch of sample frames; detections are added to ``found``."""
     for analyzer in analyzers:
         with timings.stage(f"analyze:{analyzer.name}"):
-            found.extend(analyzer.analyze(batch))
-    return found
+            found[analyzer.name].extend(analyzer.analyze(batch))
 
 
 def _end_time(info: VideoInfo, report: DecodeReport) -> float:
@@ -213,28 +219,32 @@ def analyze_file(
         info = probe(source, http_headers=options.http_headers)
     detector = _make_detector(info, options, warnings)
     observe = _timed_observer(detector, timings) if detector else None
-    detections: list[Detection] = []
+    found: dict[str, list[Detection]] = {analyzer.name: [] for analyzer in analyzers}
     sample_times: list[float] = []
+    frame_size: tuple[int, int] | None = None
     started = time.perf_counter()
     stream = iter_frames(source, options.plan, max_side=options.max_side, observe=observe,
                          time_budget_s=options.time_budget_s, progress=progress,
                          http_headers=options.http_headers, info=info)
     for batch in batches_in_background(_timed_frames(stream, timings), options.batch_size):
         sample_times.extend(frame.time for frame in batch)
-        detections += _run_analyzers(analyzers, batch, timings)
+        frame_size = frame_size or (batch[0].image.shape[1], batch[0].image.shape[0])
+        _run_analyzers(analyzers, batch, timings, found)
     timings.add("total", time.perf_counter() - started)
     # The observer (shot detection) ran inside the decoder's next(): count decoding alone.
     seconds = timings.seconds
     seconds["decode"] = max(0.0, seconds.get("decode", 0.0) - seconds.get("shots", 0.0))
     report = stream.report
-    found = detector.finish(_end_time(info, report)) if detector else None
+    end = _end_time(info, report)
+    shots = detector.finish(end) if detector else None
     warnings.extend(report.warnings())
     if progress is not None:
         progress(1.0)
     return AnalysisResult(
         file=source, info=info, frames_analysed=report.samples,
-        shots=found.shots if found else [], technical=found.technical if found else [],
-        detections=detections, timings=timings.seconds, warnings=warnings, report=report,
+        shots=shots.shots if shots else [], technical=shots.technical if shots else [],
+        detections_by_analyzer=found, timings=timings.seconds, warnings=warnings, report=report,
+        sample_times=sample_times, frame_size=frame_size, end=end,
     )
 
 

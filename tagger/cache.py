@@ -62,6 +62,7 @@ class PassRecord:
     shots: list[tuple[float, float]]
     technical: list[tuple[str, float, float]]
     warnings: list[str]
+    frame_size: tuple[int, int] | None = None
 
 
 class AnalysisCache:
@@ -85,6 +86,7 @@ class AnalysisCache:
         body = json.loads(row[0])
         body["shots"] = [tuple(s) for s in body["shots"]]
         body["technical"] = [tuple(t) for t in body["technical"]]
+        body["frame_size"] = tuple(body["frame_size"]) if body.get("frame_size") else None
         return PassRecord(**body)
 
     def put_pass(self, fingerprint: str, params: str, record: PassRecord) -> None:

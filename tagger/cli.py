@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -118,12 +119,14 @@ def _dispatch(args: argparse.Namespace, plugin_dir: Path, log: StashLog, guard: 
     from tagger.runner import load_config
 
     if args.command in ("analyze", "demo"):
-        from tagger.analysis import analyze_file
-        from tagger.tasks import analyze_options
+        from tagger.engine import Engine
 
         config = load_config(plugin_dir, None, log, config_path=args.config, flags=config_flags(args))
         video = args.video if args.command == "analyze" else str(_demo_video(plugin_dir, log))
-        result = analyze_file(video, analyze_options(config), progress=log.progress).to_dict()
+        if args.command == "demo" and not config.studios:
+            config = replace(config, studios=DEMO_STUDIOS)
+        engine = Engine(config, data_dir(plugin_dir), log.log)
+        result = engine.analyze(video, progress=log.progress).to_dict()
         guard.write_text(json.dumps(result, indent=2) + "\n" if args.json else format_summary(result))
         return 0
     if args.command == "run":
@@ -160,16 +163,21 @@ def _run(args: argparse.Namespace, plugin_dir: Path, log: StashLog, guard: Stdou
     return 0
 
 
+DEMO_STUDIOS = (("Brand X", ("BrandX",)), ("Other Studio", ()))
+"""Studios the demo matches its watermark against (the plugin uses Stash's studios)."""
+
+
 def _demo_video(plugin_dir: Path, log: StashLog) -> Path:
-    """The bundled default input: a sample video the project makes itself (cuts, black, text)."""
+    """The bundled default input: a sample video the project makes itself, with cuts, a black
+    span and a studio watermark in a corner."""
     from tagger.media.sample import make_sample_video
 
-    path = data_dir(plugin_dir) / "demo" / "sample.mp4"
+    path = data_dir(plugin_dir) / "demo" / "sample-v2.mp4"
     if not path.exists():
         log.info(f"making a 60-s sample video at {path}")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.mp4")
-        make_sample_video(tmp)
+        make_sample_video(tmp, text=("BRANDX.COM", 5.0, 55.0, "bottom-right"))
         os.replace(tmp, path)
     return path
 
@@ -187,9 +195,16 @@ def format_summary(result: dict[str, Any]) -> str:
     for tag in result["tags"]:
         lines.append(f"  tag {tag['name']}: score {tag['score']:.2f}, {tag['seconds']:.0f} s")
     for marker in result["markers"]:
-        lines.append(f"  marker {marker['title']} at {_clock(marker['start'])}")
+        lines.append(f"  marker {marker['title']}: {_clock(marker['start'])} - {_clock(marker['end'])}")
+    for face in result["faces"]:
+        lines.append(f"  face #{face['track']}: {_clock(face['start'])} - {_clock(face['end'])}, "
+                     f"{face['appearances']} appearances")
+    for text in result["text"]:
+        lines.append(f"  text {text['text']!r}: {_clock(text['start'])} - {_clock(text['end'])}")
     if result.get("studio"):
-        lines.append(f"  studio: {result['studio']['name']} ({result['studio']['score']:.2f})")
+        studio = result["studio"]
+        evidence = "; ".join(studio["evidence"])
+        lines.append(f"  studio: {studio['name']} (score {studio['score']:.2f}; {evidence})")
     for warning in result.get("warnings", []):
         lines.append(f"  warning: {warning}")
     timings = ", ".join(f"{stage} {seconds:.2f} s" for stage, seconds in result["timings"].items())

@@ -64,6 +64,13 @@ class Config:
     threads: int = 0
     allow_download: bool = False
     models_dir: str = ""
+    tags: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+    studios: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    studio_min_score: float = 0.85
+
+    def tag_overrides(self) -> dict[str, dict[str, Any]]:
+        """Per-label tag rule overrides as ``{label: {field: value}}``."""
+        return {label: dict(changes) for label, changes in self.tags}
 
     def map_path(self, stash_path: str) -> str | None:
         """Stash's path of a file, as this machine sees it (longest matching prefix wins)."""
@@ -187,6 +194,43 @@ def _path_mappings(key: str, value: Any) -> tuple[PathMapping, ...]:
     return tuple(mappings)
 
 
+def _tag_rules(key: str, value: Any) -> tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]:
+    """Per-label overrides, checked against the real rules (unknown labels and fields refused)."""
+    if value in (None, {}):
+        return ()
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key}: must map detector labels to settings, e.g. "
+                          "FEET_EXPOSED: {enabled: false}")
+    from tagger.decide.rules import rules_from_config
+
+    try:
+        rules_from_config(value)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"{key}: {error}") from None
+    return tuple((str(label), tuple(sorted(changes.items()))) for label, changes in value.items())
+
+
+def _studios(key: str, value: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Studio names (and aliases) to recognise on screen without Stash: names or {name, aliases}."""
+    if value in (None, []):
+        return ()
+    if not isinstance(value, list):
+        raise ConfigError(f"{key}: must be a list of names or {{name: ..., aliases: [...]}}")
+    studios = []
+    for item in value:
+        if isinstance(item, str) and item.strip():
+            studios.append((item.strip(), ()))
+        elif (isinstance(item, dict) and isinstance(item.get("name"), str)
+              and set(item) <= {"name", "aliases"}):
+            aliases = item.get("aliases") or []
+            if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+                raise ConfigError(f"{key}: aliases of {item['name']!r} must be a list of names")
+            studios.append((item["name"].strip(), tuple(a.strip() for a in aliases)))
+        else:
+            raise ConfigError(f"{key}: {item!r} is not a name or {{name: ..., aliases: [...]}}")
+    return tuple(studios)
+
+
 def _percent(value: Any) -> Any:
     # Stash stores NUMBER settings as integers, so the UI asks for a percentage.
     return value / 100 if isinstance(value, (int, float)) and not isinstance(value, bool) else value
@@ -220,6 +264,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("allow_download", _bool, "Allow downloading models that are not installed "
            "(sha256-verified)."),
     Option("models_dir", _text, "Folder with the user's own model files (optional)."),
+    Option("tags", _tag_rules, "Per-label tag rules: rename, threshold, marker, scene_tag, enabled, "
+           "min_duration_s, max_gap_s, scene_min_share, scene_min_seconds."),
+    Option("studios", _studios, "Studios to recognise from on-screen text when there is no Stash "
+           "(the plugin uses Stash's studios and aliases)."),
+    Option("studio_min_score", _number(float, 0.5, 1.0), "Minimum similarity of on-screen text to a "
+           "studio name or alias."),
 )
 """Every configuration key, in the order config.example.yaml documents them."""
 

@@ -88,6 +88,11 @@ FIND_TAG_BY_NAME = Operation(
 }""",
 )
 
+ALL_STUDIOS = Operation(
+    "AllStudios",
+    "query AllStudios { findStudios(filter: {per_page: -1}) { studios { id name aliases } } }",
+)
+
 Transport = Callable[[urllib.request.Request, float], tuple[int, bytes]]
 """Sends one HTTP request and returns (status, body). Raises OSError when nothing answers."""
 
@@ -243,6 +248,11 @@ class StashClient:
             if len(result["scenes"]) < page_size or page * page_size >= int(result["count"]):
                 return
             page += 1
+
+    def studios(self) -> list[tuple[str, str, tuple[str, ...]]]:
+        """Every studio as (id, name, aliases): what on-screen text is matched against."""
+        studios = self.execute(ALL_STUDIOS)["findStudios"]["studios"]
+        return [(str(s["id"]), s["name"], tuple(s.get("aliases") or ())) for s in studios]
 
     def find_tag_id(self, name: str) -> str | None:
         """The id of the tag called ``name`` (case-insensitive), or None."""

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tagger.config import Config
-from tagger.errors import ConfigError, MediaError, NotAvailableError, StashError, TaggerError
+from tagger.errors import ConfigError, MediaError, NotAvailableError, StashError
 from tagger.protocol import StashLog
 from tagger.stash import StashClient, StashScene, media_source
 from tagger.store import Store
@@ -75,13 +75,19 @@ def report(context: RunContext, selection: str, args: dict[str, Any]) -> dict[st
         total = min(total, limit)
     run_id = context.store.start_run("report")
     context.log.info(f"report on {total} scene(s) ({selection}); nothing will be changed in Stash")
+    from tagger.decide.studio import StudioName
+    from tagger.engine import Engine
+
+    studios = [StudioName(id=i, name=n, aliases=a) for i, n, a in context.client.studios()]
+    engine = Engine(context.config, context.data_dir, context.log.log, studios=studios)
     results: list[dict[str, Any]] = []
     failed = 0
     for index, scene in enumerate(scenes):
         if limit is not None and index >= limit:
             break
         base = index / max(total, 1)
-        entry = _report_scene(context, scene, lambda f, b=base: context.log.progress(b + f / max(total, 1)))
+        entry = _report_scene(context, engine, scene,
+                              lambda f, b=base: context.log.progress(b + f / max(total, 1)))
         failed += "error" in entry
         results.append(entry)
         context.log.progress((index + 1) / max(total, 1))
@@ -91,16 +97,15 @@ def report(context: RunContext, selection: str, args: dict[str, Any]) -> dict[st
             "scenes": results, "analysed": len(results) - failed, "failed": failed}
 
 
-def _report_scene(context: RunContext, scene: StashScene, progress: Any) -> dict[str, Any]:
-    from tagger.analysis import analyze_file  # the heavy stack loads only when a scene is analysed
-
+def _report_scene(context: RunContext, engine: Any, scene: StashScene, progress: Any) -> dict[str, Any]:
     entry: dict[str, Any] = {"scene_id": scene.id, "title": scene.title}
     started = time.monotonic()
     try:
         source = media_source(scene, context.config.map_path, context.client.auth_headers)
         entry["source"] = source.via
-        result = analyze_file(source.location, analyze_options(context.config, source.headers),
-                              progress=progress)
+        file = scene.primary_file
+        result = engine.analyze(source.location, headers=source.headers, progress=progress,
+                                fingerprint=file.oshash if file else None)
     except (MediaError, StashError) as error:
         context.log.error(f"scene {scene.id}: {error}")
         entry["error"] = str(error)
@@ -109,25 +114,12 @@ def _report_scene(context: RunContext, scene: StashScene, progress: Any) -> dict
     for warning in analysis.get("warnings", []):
         context.log.warning(f"scene {scene.id}: {warning}")
     entry.update({key: analysis[key] for key in ("duration", "frames_analysed", "shots", "technical",
-                                                  "tags", "markers", "studio", "warnings")})
+                                                  "tags", "markers", "faces", "text", "studio",
+                                                  "warnings", "cached")})
     entry["seconds"] = round(time.monotonic() - started, 2)
     context.log.info(f"scene {scene.id}: {len(analysis['shots'])} shots, {len(analysis['tags'])} tags "
                      f"in {entry['seconds']} s")
     return entry
-
-
-def analyze_options(config: Config, headers: dict[str, str] | None = None) -> Any:
-    """The engine's options from the configuration."""
-    from tagger.analysis import AnalyzeOptions
-
-    return AnalyzeOptions(
-        interval_s=config.interval,
-        sampling=config.sampling,
-        max_side=config.max_side,
-        shot_detection="shots" in config.analyzers,
-        time_budget_s=config.time_budget or None,
-        http_headers=headers or None,
-    )
 
 
 def _select(context: RunContext, selection: str, args: dict[str, Any]) -> tuple[Iterator[StashScene], int]:
@@ -185,4 +177,3 @@ def _optional_int(args: dict[str, Any], key: str) -> int | None:
     return number
 
 
-__all__ = ["MODES", "SELECTIONS", "RunContext", "TaggerError", "analyze_options", "report", "run_mode"]

@@ -56,8 +56,10 @@ def test_demo_makes_its_own_sample_and_analyses_it(_isolated_data_dir: Path) -> 
     done = cli("demo", "--json")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    assert result["file"] == str(_isolated_data_dir / "demo" / "sample.mp4")
+    assert result["file"] == str(_isolated_data_dir / "demo" / "sample-v2.mp4")
     assert len(result["shots"]) >= 6 and result["technical"]
+    assert [span["text"] for span in result["text"]] == ["BRANDX.COM"]
+    assert result["studio"]["name"] == "Brand X"
 
 
 def test_run_dry_run_reports_on_a_stash_scene(library: Path) -> None:

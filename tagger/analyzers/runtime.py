@@ -80,8 +80,9 @@ def create_session(model: Path | bytes, name: str, options: RuntimeOptions = Run
     errors: list[str] = []
     for provider in choose_providers(ort.get_available_providers(), options.providers):
         try:
+            providers = list(dict.fromkeys([provider, "CPUExecutionProvider"]))
             session = ort.InferenceSession(source, sess_options=session_options(options.threads, provider),
-                                           providers=[provider, "CPUExecutionProvider"])
+                                           providers=providers)
         except Exception as error:  # onnxruntime raises its own exception types per provider
             errors.append(f"{provider}: {error}")
             if provider != "CPUExecutionProvider":

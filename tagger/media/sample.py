@@ -250,9 +250,10 @@ def _iter_images(
 
 def _add_video_stream(
     container: av.container.OutputContainer, codec: str, size: tuple[int, int], fps: float,
-    gop_s: float, pix_fmt: str, rotation: int,
+    gop_s: float, pix_fmt: str, rotation: int, encoder_options: dict[str, str] | None = None,
 ) -> av.video.stream.VideoStream:
-    """A video stream with a fixed keyframe interval (no extra keyframes at cuts)."""
+    """A video stream with a fixed keyframe interval (no extra keyframes at cuts), unless
+    ``encoder_options`` override the encoder's settings."""
     gop = max(1, round(gop_s * fps))
     options: dict[str, str] = {}
     if codec == "libx264":
@@ -262,6 +263,7 @@ def _add_video_stream(
                    "x265-params": f"scenecut=0:keyint={gop}:log-level=error"}
     elif codec == "libvpx-vp9":
         options = {"deadline": "realtime", "cpu-used": "8", "crf": "40", "b": "0"}
+    options.update(encoder_options or {})
     stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001), options=options)
     stream.width, stream.height = size
     stream.pix_fmt = pix_fmt
@@ -325,6 +327,7 @@ def make_sample_video(
     vfr: bool = False,
     audio: bool = False,
     seed: int = 1,
+    encoder_options: dict[str, str] | None = None,
 ) -> SampleTruth:
     """Encode a synthetic video with known cuts, black spans, text and faces.
 
@@ -343,6 +346,9 @@ def make_sample_video(
         vfr: give frames irregular durations (``VFR_PATTERN``) instead of 1/fps.
         audio: add a quiet AAC tone track.
         seed: varies scenes and grain.
+        encoder_options: FFmpeg encoder options over the defaults (e.g. a slower x264 preset with
+            B-frames and scene-cut keyframes, for decode costs like real footage); then
+            ``keyframe_times`` of the truth no longer applies.
 
     Returns:
         The ground truth of the file written.
@@ -353,7 +359,8 @@ def make_sample_video(
     times = _frame_times(duration_s, fps, vfr)
     options = {"movflags": "+faststart"} if path.suffix.lower() in (".mp4", ".mov") else {}
     with av.open(str(path), "w", options=options) as container:
-        stream = _add_video_stream(container, _CODECS[codec], size, fps, gop_s, pix_fmt, rotation)
+        stream = _add_video_stream(container, _CODECS[codec], size, fps, gop_s, pix_fmt, rotation,
+                                   encoder_options)
         audio_stream = _add_audio_stream(container) if audio else None
         tone = _tone_frames(duration_s)
         images = _iter_images(times, size, cut_times, black_spans, text_span, face_specs, seed)

@@ -1,0 +1,260 @@
+"""The engine: one video in, detections and decisions out, with the analysis cache in between.
+
+    cache hit for every analyzer  ->  no decoding at all, decisions from cached detections
+    otherwise                     ->  one decode pass running only the analyzers that missed
+
+``EngineResult.to_dict`` is the command line's JSON contract and what the plugin reports and
+plans from. Decisions are pure (``tagger.decide``) and always re-run, so changed thresholds or tag
+rules apply without touching the video.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tagger.analysis import AnalysisResult, AnalyzeOptions, analyze_file
+from tagger.cache import AnalysisCache, PassRecord, oshash
+from tagger.config import Config
+from tagger.decide.faces import FaceTrack, track_faces
+from tagger.decide.rules import TagRule, rules_from_config
+from tagger.decide.studio import StudioMatch, StudioName, match_studio
+from tagger.decide.tags import MarkerDecision, SceneTag, decide_tags
+from tagger.decide.text import TextSpan, merge_text
+from tagger.detections import Analyzer, Detection
+from tagger.media.video import is_url
+
+ENGINE_VERSION = "1"
+"""Part of every cache key: bump when the decode pass or sampling changes what frames are seen."""
+
+TEXT_KIND, TEXT_SCAN_KIND = "text", "text-scan"
+"""Detections of read text, and of frames the OCR examined (see ``tagger.analyzers.text``)."""
+
+TEXT_MAX_GAP_S = 6.0
+"""Text readings further apart join only when the OCR did not look in between (it looks at shot
+starts and every ~30 s): the gap allowed grows with the time between its looks."""
+
+MIN_FACE_DETECTIONS = 2
+"""A face seen in a single sample is not reported as a track (too often a false detection)."""
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """What the engine concludes about one video."""
+
+    tags: list[SceneTag]
+    markers: list[MarkerDecision]
+    faces: list[FaceTrack]
+    text: list[TextSpan]
+    studio: StudioMatch | None
+
+
+@dataclass(frozen=True)
+class EngineResult:
+    """A video's pass, detections and decisions."""
+
+    file: str
+    record: PassRecord
+    detections: list[Detection]
+    decisions: Decisions
+    timings: dict[str, float] = field(default_factory=dict)
+    cached: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON contract of ``ai_tagger.py analyze --json``."""
+        record, decisions = self.record, self.decisions
+        return {
+            "file": self.file,
+            "duration": _r(record.duration),
+            "fps": _r(record.fps),
+            "frames_analysed": record.frames_analysed,
+            "shots": [{"start": _r(a), "end": _r(b)} for a, b in record.shots],
+            "technical": [{"kind": kind, "start": _r(a), "end": _r(b)} for kind, a, b in record.technical],
+            "tags": [{"name": t.name, "label": t.label, "score": _r(t.score), "seconds": _r(t.seconds)}
+                     for t in decisions.tags],
+            "markers": [{"title": m.title, "tag": m.tag, "start": _r(m.start), "end": _r(m.end),
+                         "score": _r(m.score)} for m in decisions.markers],
+            "faces": [{"track": f.track, "start": _r(f.start), "end": _r(f.end), "score": _r(f.score),
+                       "appearances": f.detections, "identity": None} for f in decisions.faces],
+            "text": [{"text": t.text, "start": _r(t.start), "end": _r(t.end), "score": _r(t.score),
+                      "box": [round(v) for v in t.box] if t.box else None} for t in decisions.text],
+            "studio": ({"name": decisions.studio.name, "score": _r(decisions.studio.score),
+                        "evidence": list(decisions.studio.evidence)} if decisions.studio else None),
+            "timings": {stage: _r(seconds) for stage, seconds in self.timings.items()},
+            "warnings": list(record.warnings),
+            "cached": list(self.cached),
+        }
+
+
+def _r(value: float) -> float:
+    return round(float(value), 3)
+
+
+def pass_params(options: AnalyzeOptions) -> str:
+    """The cache key part that decides which frames a pass sees."""
+    return (f"v{ENGINE_VERSION}:{options.sampling}:{options.interval_s:g}:{options.max_side}:"
+            f"shots={int(options.shot_detection)}:{options.shot_detector}:{options.shot_threshold}")
+
+
+def fingerprint_of(source: str, known: str | None = None) -> str | None:
+    """Stash's oshash when known, else computed for a local file; None for a URL without one."""
+    if known:
+        return known
+    if is_url(source):
+        return None
+    path = Path(source)
+    return oshash(path) if path.is_file() else None
+
+
+def analyzer_version(analyzer: Analyzer) -> str:
+    """An analyzer's cache version (its ``version`` attribute, else its name)."""
+    return str(getattr(analyzer, "version", analyzer.name))
+
+
+def run_engine(source: str, options: AnalyzeOptions, analyzers: Sequence[Analyzer], *,
+               rules: dict[str, TagRule], studios: Sequence[StudioName] = (),
+               studio_min_score: float = 0.85, shot_markers: bool = False,
+               cache: AnalysisCache | None = None, fingerprint: str | None = None,
+               progress: Callable[[float], None] | None = None) -> EngineResult:
+    """Analyse ``source`` (or take it from the cache) and decide.
+
+    Raises:
+        MediaError: the video cannot be read.
+    """
+    key = fingerprint_of(source, fingerprint) if cache is not None else None
+    params = pass_params(options)
+    record = cache.get_pass(key, params) if cache is not None and key else None
+    found: dict[str, list[Detection]] = {}
+    if cache is not None and key:
+        for analyzer in analyzers:
+            hit = cache.get_detections(key, params, analyzer.name, analyzer_version(analyzer))
+            if hit is not None:
+                found[analyzer.name] = hit
+    missing = [a for a in analyzers if a.name not in found]
+    timings: dict[str, float] = {}
+    if record is None or missing:
+        result = analyze_file(source, options, analyzers=missing, progress=progress)
+        record, timings = _record_of(result), dict(result.timings)
+        found.update(result.detections_by_analyzer)
+        if cache is not None and key:
+            cache.put_pass(key, params, record)
+            for analyzer in missing:
+                cache.put_detections(key, params, analyzer.name, analyzer_version(analyzer),
+                                     result.detections_by_analyzer[analyzer.name])
+    elif progress is not None:
+        progress(1.0)
+    detections = [d for a in analyzers for d in found[a.name]]
+    decisions = decide(record, detections, rules=rules, studios=studios,
+                       studio_min_score=studio_min_score, shot_markers=shot_markers)
+    cached = tuple(a.name for a in analyzers if a not in missing)
+    return EngineResult(file=source, record=record, detections=detections, decisions=decisions,
+                        timings=timings, cached=cached)
+
+
+def _record_of(result: AnalysisResult) -> PassRecord:
+    return PassRecord(
+        duration=result.end if result.report.truncated else result.info.duration,
+        fps=result.info.fps, frames_analysed=result.frames_analysed,
+        sample_times=list(result.sample_times),
+        shots=[(s.start, s.end) for s in result.shots],
+        technical=[(t.kind, t.start, t.end) for t in result.technical],
+        warnings=list(result.warnings), frame_size=result.frame_size,
+    )
+
+
+def decide(record: PassRecord, detections: Sequence[Detection], *, rules: dict[str, TagRule],
+           studios: Sequence[StudioName] = (), studio_min_score: float = 0.85,
+           shot_markers: bool = False) -> Decisions:
+    """Every decision about one video, from its pass and detections (pure)."""
+    technical = [(start, end) for _, start, end in record.technical]
+    tags, markers = decide_tags(detections, record.sample_times, record.duration, rules, technical)
+    if shot_markers:
+        markers = [*markers, *shot_marker_decisions(record.shots)]
+    scanned = sorted({d.time for d in detections if d.kind == TEXT_SCAN_KIND}) or record.sample_times
+    text = merge_text(detections, scanned, record.duration, frame_size=record.frame_size,
+                      max_gap_s=max(TEXT_MAX_GAP_S, 2.5 * _typical_gap(scanned)))
+    faces = track_faces(detections, min_detections=MIN_FACE_DETECTIONS)
+    studio = match_studio(text, studios, min_score=studio_min_score) if studios else None
+    return Decisions(tags=tags, markers=sorted(markers, key=lambda m: (m.start, m.tag)), faces=faces,
+                     text=text, studio=studio)
+
+
+def _typical_gap(times: Sequence[float]) -> float:
+    """The median time between consecutive ``times`` (0 for fewer than two)."""
+    gaps = sorted(b - a for a, b in zip(times, times[1:]))
+    return gaps[len(gaps) // 2] if gaps else 0.0
+
+
+SHOT_TAG = "Shot"
+"""The primary tag of shot markers (chapters)."""
+
+
+def shot_marker_decisions(shots: Sequence[tuple[float, float]]) -> list[MarkerDecision]:
+    """One marker per shot, titled by its number."""
+    return [MarkerDecision(title=f"Shot {number}", tag=SHOT_TAG, start=start, end=end, score=1.0)
+            for number, (start, end) in enumerate(shots, start=1)]
+
+
+class Engine:
+    """The engine for one run: analyzers (ONNX sessions) built once, the cache open, settings fixed.
+
+    Arguments:
+        config: the run's configuration.
+        data_dir: the tagger's data folder (cache, converted models).
+        log: (level, message).
+        studios: studio names to recognise; defaults to ``config.studios``.
+    """
+
+    def __init__(self, config: Config, data_dir: Path, log: Callable[[str, str], None],
+                 studios: Sequence[StudioName] | None = None) -> None:
+        from tagger.analyzers import build_analyzers
+
+        self.config = config
+        self.analyzers = build_analyzers(config, data_dir, log)
+        self.cache = AnalysisCache(data_dir / "cache.sqlite")
+        self.rules = rules_for(config)
+        self.studios = list(studios) if studios is not None else studios_for(config)
+
+    def options(self, headers: dict[str, str] | None = None) -> AnalyzeOptions:
+        """The decode pass's options from the configuration."""
+        config = self.config
+        return AnalyzeOptions(interval_s=config.interval, sampling=config.sampling,
+                              max_side=config.max_side, shot_detection="shots" in config.analyzers,
+                              time_budget_s=config.time_budget or None, http_headers=headers or None)
+
+    def analyze(self, source: str, *, headers: dict[str, str] | None = None, fingerprint: str | None = None,
+                progress: Callable[[float], None] | None = None) -> EngineResult:
+        return run_engine(source, self.options(headers), self.analyzers, rules=self.rules,
+                          studios=self.studios, studio_min_score=self.config.studio_min_score,
+                          shot_markers=self.config.shot_markers, cache=self.cache,
+                          fingerprint=fingerprint, progress=progress)
+
+    def close(self) -> None:
+        self.cache.close()
+
+
+def rules_for(config: Config) -> dict[str, TagRule]:
+    """The tag rules of a configuration: defaults shifted by ``confidence``, then per-label overrides.
+
+    ``confidence`` moves every default threshold by the same amount (0.5 is the shipped level),
+    so lowering it finds more everywhere while keeping the rules' relative strictness; a
+    threshold set for a label in ``tags`` is taken as it is.
+    """
+    from dataclasses import replace
+
+    shift = config.confidence - 0.5
+    shifted = {label: replace(rule, threshold=min(0.99, max(0.01, rule.threshold + shift)))
+               for label, rule in rules_from_config(None).items()}
+    return rules_from_config(config.tag_overrides(), base=shifted)
+
+
+def studios_for(config: Config) -> list[StudioName]:
+    """The configured studio names (for runs without Stash)."""
+    return [StudioName(id=None, name=name, aliases=aliases) for name, aliases in config.studios]
+
+
+def as_dict(value: Any) -> Any:
+    """A decision dataclass as plain data (for reports)."""
+    return asdict(value)
