@@ -339,9 +339,12 @@ def _sample_reason(frame: av.VideoFrame, t: float, plan: SamplingPlan, targets: 
         shot_start = config.observe(t, to_bgr(frame, info, config.analysis_side))
     if plan.mode == "keyframes":
         return "keyframe"
-    if targets.take(t):
-        return "interval"
-    return "shot" if shot_start else None
+    on_target = targets.take(t)  # always consumed, so the next interval target moves on
+    # A shot start wins over an interval target on the same frame: consumers (the OCR gate) look
+    # at shot starts specially.
+    if shot_start:
+        return "shot"
+    return "interval" if on_target else None
 
 
 def _frame_time(frame: av.VideoFrame, info: VideoInfo) -> float:

@@ -186,7 +186,8 @@ def _draw_text(image: np.ndarray, text: str, corner: Corner) -> None:
 def _face_box(face: FaceSpec, width: int, height: int, t: float) -> tuple[int, int, int, int]:
     """Box (x, y, w, h) of ``face`` at time ``t``: a slow drift and a 5 % size oscillation."""
     face_h, face_w = face.image.shape[:2]
-    scale = 1.0 + 0.05 * math.sin(2.0 * (t - face.start))
+    fit = min(1.0, 0.9 * width / face_w, 0.9 * height / face_h)  # a large photo is scaled to fit
+    scale = fit * (1.0 + 0.05 * math.sin(2.0 * (t - face.start)))
     w, h = max(2, int(face_w * scale)), max(2, int(face_h * scale))
     cx = face.position[0] * width + 10 * math.sin(0.8 * (t - face.start))
     cy = face.position[1] * height + 6 * math.cos(0.6 * (t - face.start))
