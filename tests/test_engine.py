@@ -54,7 +54,7 @@ def test_the_watermark_is_read_in_its_corner_over_its_span(result: EngineResult)
     assert span.text == "BRANDX.COM"
     # OCR looks at shot starts (0, 8, 16 s) and every 30 s: the span is known to that precision.
     assert WATERMARK[1] <= span.start <= CUTS[0] and CUTS[1] <= span.end <= WATERMARK[2] + 2.0
-    x, y, w, h = span.box
+    x, y, _, _ = span.box
     width, height = result.record.frame_size
     assert x > width / 2 and y > height * 0.75  # bottom-right
 

@@ -110,12 +110,13 @@ class TestContentDetectorOnSample:
         assert black.kind == "black"
         assert (black.start, black.end) == pytest.approx(sample.black_spans[0], abs=FRAME_S)
 
-    def test_first_frames_of_shots_become_samples(
-        self, content: tuple[ShotAnalysis, list[tuple[float, str]]],
+    def test_first_frames_of_shots_become_samples_marked_as_shot_starts(
+        self, sample: SampleTruth, content: tuple[ShotAnalysis, list[tuple[float, str]]],
     ) -> None:
-        # Shots starting at 17, 29, 35 and 41 s are off the 2-s grid; 8 and 50 s are on it.
+        # Off the 2-s grid (17, 29, 35, 41 s) or on it (0, 8, 50 s): every shot's first frame is a
+        # sample, and says it starts a shot even when it is also an interval sample.
         starts = [round(t, 3) for t, reason in content[1] if reason == "shot"]
-        assert starts == [17.0, 29.0, 35.0, 41.0]
+        assert starts == [start for start, _ in sample.expected_shots()]
 
 
 def test_adaptive_detector_finds_the_same_shots(sample: SampleTruth) -> None:
