@@ -59,15 +59,17 @@ def make_input(minutes: float, height: int) -> Path:
     return path
 
 
-def run_engine(video: Path, analyzers: list[str]) -> dict[str, object]:
+def run_engine(video: Path, analyzers: list[str], sampling: str = "interval",
+               threads: int = 0) -> dict[str, object]:
     from tagger.analysis import AnalyzeOptions, analyze_file
     from tagger.analyzers import build_analyzers
     from tagger.config import build_config
 
-    config = build_config({"analyzers": [*analyzers, "shots"]})
+    config = build_config({"analyzers": [*analyzers, "shots"], "threads": threads})
     models = build_analyzers(config, DATA / "data", lambda *_: None)
     started = time.perf_counter()
-    result = analyze_file(str(video), AnalyzeOptions(interval_s=config.interval), analyzers=models)
+    options = AnalyzeOptions(interval_s=config.interval, sampling=sampling)
+    result = analyze_file(str(video), options, analyzers=models)
     wall = time.perf_counter() - started
     return {"wall": wall, "frames": result.frames_analysed, "timings": result.timings,
             "detections": len(result.detections), "shots": len(result.shots)}
@@ -109,6 +111,14 @@ def run_baseline(video: Path, analyzers: list[str]) -> dict[str, object]:
     return {"wall": time.perf_counter() - started, "frames": samples, "timings": timings}
 
 
+VARIANTS = {
+    "engine": {},
+    "engine-1-thread-models": {"threads": 1},
+    "engine-keyframes": {"sampling": "keyframes"},
+}
+"""Engine variants measured against the baseline."""
+
+
 def _child(kind: str, video: Path, analyzers: list[str]) -> dict[str, object]:
     command = [sys.executable, __file__, "--child", kind, "--video", str(video),
                "--analyzers", ",".join(analyzers)]
@@ -121,27 +131,29 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--height", type=int, default=1080)
     parser.add_argument("--analyzers", default="faces,content,text")
-    parser.add_argument("--child", choices=("engine", "baseline"))
+    parser.add_argument("--child", choices=(*VARIANTS, "baseline"))
     parser.add_argument("--video")
     args = parser.parse_args()
     analyzers = [a for a in args.analyzers.split(",") if a]
     if args.child:
-        run = run_engine if args.child == "engine" else run_baseline
-        result = run(Path(args.video), analyzers)
+        if args.child == "baseline":
+            result = run_baseline(Path(args.video), analyzers)
+        else:
+            result = run_engine(Path(args.video), analyzers, **VARIANTS[args.child])
         result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(result))
         return
     video = make_input(args.minutes, args.height)
     duration = args.minutes * 60
-    engine = _child("engine", video, analyzers)
-    baseline = _child("baseline", video, analyzers)
+    results = {name: _child(name, video, analyzers) for name in (*VARIANTS, "baseline")}
     print(f"input: {video.name}, {duration:.0f} s, analyzers {','.join(analyzers)}, "
           f"{os.cpu_count()} cores")
-    for name, result in (("engine", engine), ("baseline", baseline)):
+    baseline = results["baseline"]["wall"]
+    for name, result in results.items():
         stages = ", ".join(f"{k} {v:.1f}" for k, v in sorted(result["timings"].items()))
-        print(f"{name:9s} wall {result['wall']:7.1f} s  real-time x{duration / result['wall']:6.1f}  "
-              f"frames {result['frames']:5d}  peak RSS {result['peak_rss_mb']:6.0f} MB  [{stages}]")
-    print(f"engine vs baseline: x{baseline['wall'] / engine['wall']:.2f} faster")
+        print(f"{name:23s} wall {result['wall']:6.1f} s  real-time x{duration / result['wall']:6.1f}  "
+              f"vs baseline x{baseline / result['wall']:5.2f}  frames {result['frames']:4d}  "
+              f"peak RSS {result['peak_rss_mb']:5.0f} MB  [{stages}]")
 
 
 if __name__ == "__main__":

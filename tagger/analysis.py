@@ -184,13 +184,15 @@ def _end_time(info: VideoInfo, report: DecodeReport) -> float:
 
 def _make_detector(info: VideoInfo, options: AnalyzeOptions,
                    warnings: list[str]) -> ShotDetector | None:
-    """The shot detector if wanted and possible (it needs every frame, so not with keyframes)."""
+    """The shot detector if wanted.
+
+    With keyframes sampling it sees keyframes only: encoders put a keyframe at most cuts, so cuts
+    are still found, but located to the keyframe and black spans only when they hold a keyframe.
+    """
     if not options.shot_detection:
         return None
     if options.sampling == "keyframes":
-        warnings.append("shot and black detection need every frame; skipped with keyframes "
-                        "sampling")
-        return None
+        warnings.append("keyframes sampling: shots and black spans are located to keyframes")
     return ShotDetector(fps=info.fps or 25.0, detector=options.shot_detector,
                         threshold=options.shot_threshold, min_black_s=options.min_black_s)
 
