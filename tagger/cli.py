@@ -37,10 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
     analyze = commands.add_parser("analyze", help="analyse one video file (no Stash needed)")
     analyze.add_argument("video", help="path of a video file")
     analyze.add_argument("--json", action="store_true", help="print the full result as JSON")
+    analyze.add_argument("--evidence", metavar="DIR", help="write a JPEG contact sheet per tag, marker, "
+                         "face track, text and studio: the frames and scores behind it")
     _add_common(analyze)
 
     demo = commands.add_parser("demo", help="make a sample video and analyse it (no Stash needed)")
     demo.add_argument("--json", action="store_true", help="print the full result as JSON")
+    demo.add_argument("--evidence", metavar="DIR", help="write contact sheets (see analyze)")
     _add_common(demo)
 
     run = commands.add_parser("run", help="run a plugin mode against a Stash server")
@@ -126,7 +129,14 @@ def _dispatch(args: argparse.Namespace, plugin_dir: Path, log: StashLog, guard: 
         if args.command == "demo" and not config.studios:
             config = replace(config, studios=DEMO_STUDIOS)
         engine = Engine(config, data_dir(plugin_dir), log.log)
-        result = engine.analyze(video, progress=log.progress).to_dict()
+        analysed = engine.analyze(video, progress=log.progress)
+        result = analysed.to_dict()
+        if args.evidence:
+            from tagger.evidence import write_evidence
+
+            sheets = write_evidence(analysed, Path(args.evidence), rules=engine.rules)
+            result["evidence"] = [str(path) for path in sheets]
+            log.info(f"wrote {len(sheets)} contact sheet(s) to {args.evidence}")
         guard.write_text(json.dumps(result, indent=2) + "\n" if args.json else format_summary(result))
         return 0
     if args.command == "run":
@@ -207,6 +217,8 @@ def format_summary(result: dict[str, Any]) -> str:
         lines.append(f"  studio: {studio['name']} (score {studio['score']:.2f}; {evidence})")
     for warning in result.get("warnings", []):
         lines.append(f"  warning: {warning}")
+    for sheet in result.get("evidence", []):
+        lines.append(f"  evidence: {sheet}")
     timings = ", ".join(f"{stage} {seconds:.2f} s" for stage, seconds in result["timings"].items())
     lines.append(f"  time: {timings}")
     return "\n".join(lines) + "\n"

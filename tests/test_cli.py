@@ -118,3 +118,11 @@ def test_package_is_reproducible(tmp_path: Path) -> None:
     cli("package", "--out", str(tmp_path / "a"))
     cli("package", "--out", str(tmp_path / "b"))
     assert (tmp_path / "a" / "ai_tagger.zip").read_bytes() == (tmp_path / "b" / "ai_tagger.zip").read_bytes()
+
+
+def test_analyze_writes_evidence_sheets_for_what_it_found(_isolated_data_dir: Path, tmp_path: Path) -> None:
+    done = cli("demo", "--json", "--evidence", str(tmp_path / "evidence"))
+    assert done.returncode == 0, done.stderr
+    sheets = sorted(Path(p).name for p in json.loads(done.stdout)["evidence"])
+    assert sheets == ["studio-brand-x.jpg", "text-brandx-com.jpg"]
+    assert all((tmp_path / "evidence" / name).stat().st_size > 1000 for name in sheets)
