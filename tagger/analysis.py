@@ -51,6 +51,8 @@ class AnalyzeOptions:
         time_budget_s: stop decoding after this many wall-clock seconds; None for no limit.
         http_headers: request headers for stream URLs (e.g. Stash's ``ApiKey``).
         batch_size: sample frames per analyzer call.
+        every_frame: decode every frame, even those no other frame refers to (slower; samples and
+            cuts on the exact first frame).
     """
 
     interval_s: float = 2.0
@@ -63,6 +65,7 @@ class AnalyzeOptions:
     time_budget_s: float | None = None
     http_headers: dict[str, str] | None = None
     batch_size: int = BATCH_SIZE
+    every_frame: bool = False
 
     def __post_init__(self) -> None:
         _require(self.interval_s > 0, "interval_s", "> 0 seconds", self.interval_s)
@@ -227,7 +230,8 @@ def analyze_file(
     started = time.perf_counter()
     stream = iter_frames(source, options.plan, max_side=options.max_side, observe=observe,
                          time_budget_s=options.time_budget_s, progress=progress,
-                         http_headers=options.http_headers, info=info)
+                         http_headers=options.http_headers, info=info,
+                         skip_nonref=not options.every_frame)
     for batch in batches_in_background(_timed_frames(stream, timings), options.batch_size):
         sample_times.extend(frame.time for frame in batch)
         frame_size = frame_size or (batch[0].image.shape[1], batch[0].image.shape[0])

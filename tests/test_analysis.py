@@ -80,13 +80,17 @@ class TestContract:
 
 
 class TestModes:
-    def test_keyframes_sampling_skips_shot_detection_with_a_warning(
+    def test_keyframes_sampling_locates_shots_to_keyframes_with_a_warning(
         self, sample: SampleTruth,
     ) -> None:
         output = analyze_file(str(sample.path), AnalyzeOptions(sampling="keyframes")).to_dict()
         assert output["frames_analysed"] == len(sample.keyframe_times)
-        assert output["shots"] == [] and output["technical"] == []
-        assert "skipped with keyframes sampling" in output["warnings"][0]
+        # Every cut is reported at the first keyframe after it (this sample has no keyframes at cuts).
+        starts = [shot["start"] for shot in output["shots"]]
+        for cut in sample.cuts:
+            after = min(t for t in sample.keyframe_times if t >= cut)
+            assert any(abs(start - after) < 1e-6 for start in starts), (cut, starts)
+        assert "located to keyframes" in output["warnings"][0]
 
     def test_without_shot_detection_only_interval_samples(self, sample: SampleTruth) -> None:
         output = analyze_file(str(sample.path), AnalyzeOptions(shot_detection=False,

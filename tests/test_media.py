@@ -169,10 +169,24 @@ class TestFormats:
                                   black_spans=())
         info = probe(str(truth.path))
         assert (info.codec, info.bit_depth, info.pix_fmt) == ("hevc", 10, "yuv420p10le")
-        frames, report = _collect(truth.path, SamplingPlan("interval", 0.5), max_side=161)
+        frames, report = _collect(truth.path, SamplingPlan("interval", 0.5), max_side=161,
+                                  skip_nonref=False)
         assert [f.time for f in frames] == pytest.approx([0.0, 0.5, 1.0, 1.5], abs=1e-6)
         assert frames[0].image.dtype == np.uint8 and frames[0].image.shape == (91, 161, 3)
         assert report.complete
+
+    def test_skipping_unreferenced_frames_moves_samples_by_a_few_frames_at_most(
+            self, media_dir: Path) -> None:
+        # x265 puts B-frames no other frame refers to between its references: they are skipped.
+        truth = make_sample_video(media_dir / "bframes.mkv", duration_s=3.0, size=(320, 180),
+                                  codec="hevc", cut_times=(), black_spans=())
+        every, _ = _collect(truth.path, SamplingPlan("interval", 0.5), skip_nonref=False)
+        skipped, report = _collect(truth.path, SamplingPlan("interval", 0.5))
+        assert report.frames_decoded < len(truth.frame_times)
+        assert len(skipped) == len(every)
+        for fast, exact in zip(skipped, every):
+            assert 0 <= fast.time - exact.time <= 3 / truth.fps + 1e-6
+            assert min(abs(fast.time - t) for t in truth.frame_times) < 1e-3  # a real frame's time
 
     def test_target_size_keeps_aspect_for_odd_sizes(self) -> None:
         assert target_size(1279, 719, 640) == (640, 360)
