@@ -67,6 +67,10 @@ class Config:
     tags: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
     studios: tuple[tuple[str, tuple[str, ...]], ...] = ()
     studio_min_score: float = 0.85
+    tag_whitelist: tuple[str, ...] = ()
+    studio_overwrite: bool = False
+    status_tags: bool = False
+    review_margin: float = 0.15
 
     def tag_overrides(self) -> dict[str, dict[str, Any]]:
         """Per-label tag rule overrides as ``{label: {field: value}}``."""
@@ -231,6 +235,16 @@ def _studios(key: str, value: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
     return tuple(studios)
 
 
+def _names(key: str, value: Any) -> tuple[str, ...]:
+    """A list of names: YAML list, or comma-separated text (settings, CLI)."""
+    if value in (None, "", []):
+        return ()
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
+        raise ConfigError(f"{key}: {value!r} is not a list of names")
+    return tuple(dict.fromkeys(i.strip() for i in items if i.strip()))
+
+
 def _percent(value: Any) -> Any:
     # Stash stores NUMBER settings as integers, so the UI asks for a percentage.
     return value / 100 if isinstance(value, (int, float)) and not isinstance(value, bool) else value
@@ -270,6 +284,14 @@ OPTIONS: tuple[Option, ...] = (
            "(the plugin uses Stash's studios and aliases)."),
     Option("studio_min_score", _number(float, 0.5, 1.0), "Minimum similarity of on-screen text to a "
            "studio name or alias."),
+    Option("tag_whitelist", _names, "When set, only these tags (tag names or detector labels) are "
+           "written; everything else is left out.", "tagWhitelist"),
+    Option("studio_overwrite", _bool, "Replace a studio the scene already has (off: only scenes "
+           "without a studio get one; other guesses wait for review).", "studioOverwrite"),
+    Option("status_tags", _bool, "Tag processed scenes <tag_parent>_Tagged and failed ones "
+           "<tag_parent>_Error (the tagger's own record is kept either way).", "statusTags"),
+    Option("review_margin", _number(float, 0.0, 0.5), "Findings up to this much below a tag's "
+           "threshold become suggestions for review (0 = no suggestions)."),
 )
 """Every configuration key, in the order config.example.yaml documents them."""
 

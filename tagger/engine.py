@@ -49,6 +49,8 @@ class Decisions:
     faces: list[FaceTrack]
     text: list[TextSpan]
     studio: StudioMatch | None
+    review_tags: list[SceneTag] = field(default_factory=list)
+    """Scene tags found only with the review band's lower thresholds: suggestions, not changes."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,8 @@ class EngineResult:
                       "box": [round(v) for v in t.box] if t.box else None} for t in decisions.text],
             "studio": ({"name": decisions.studio.name, "score": _r(decisions.studio.score),
                         "evidence": list(decisions.studio.evidence)} if decisions.studio else None),
+            "review_tags": [{"name": t.name, "label": t.label, "score": _r(t.score), "seconds": _r(t.seconds)}
+                            for t in decisions.review_tags],
             "timings": {stage: _r(seconds) for stage, seconds in self.timings.items()},
             "warnings": list(record.warnings),
             "cached": list(self.cached),
@@ -116,6 +120,7 @@ def analyzer_version(analyzer: Analyzer) -> str:
 def run_engine(source: str, options: AnalyzeOptions, analyzers: Sequence[Analyzer], *,
                rules: dict[str, TagRule], studios: Sequence[StudioName] = (),
                studio_min_score: float = 0.85, shot_markers: bool = False,
+               review_rules: dict[str, TagRule] | None = None,
                cache: AnalysisCache | None = None, fingerprint: str | None = None,
                progress: Callable[[float], None] | None = None) -> EngineResult:
     """Analyse ``source`` (or take it from the cache) and decide.
@@ -147,7 +152,8 @@ def run_engine(source: str, options: AnalyzeOptions, analyzers: Sequence[Analyze
         progress(1.0)
     detections = [d for a in analyzers for d in found[a.name]]
     decisions = decide(record, detections, rules=rules, studios=studios,
-                       studio_min_score=studio_min_score, shot_markers=shot_markers)
+                       studio_min_score=studio_min_score, shot_markers=shot_markers,
+                       review_rules=review_rules)
     cached = tuple(a.name for a in analyzers if a not in missing)
     return EngineResult(file=source, record=record, detections=detections, decisions=decisions,
                         timings=timings, cached=cached)
@@ -166,10 +172,19 @@ def _record_of(result: AnalysisResult) -> PassRecord:
 
 def decide(record: PassRecord, detections: Sequence[Detection], *, rules: dict[str, TagRule],
            studios: Sequence[StudioName] = (), studio_min_score: float = 0.85,
-           shot_markers: bool = False) -> Decisions:
-    """Every decision about one video, from its pass and detections (pure)."""
+           shot_markers: bool = False, review_rules: dict[str, TagRule] | None = None) -> Decisions:
+    """Every decision about one video, from its pass and detections (pure).
+
+    ``review_rules`` (the rules with lower thresholds) find the scene tags that are worth a
+    suggestion: those they find and ``rules`` do not.
+    """
     technical = [(start, end) for _, start, end in record.technical]
     tags, markers = decide_tags(detections, record.sample_times, record.duration, rules, technical)
+    review_tags: list[SceneTag] = []
+    if review_rules:
+        found = {t.name for t in tags}
+        review_tags = [t for t in decide_tags(detections, record.sample_times, record.duration,
+                                              review_rules, technical).scene_tags if t.name not in found]
     if shot_markers:
         markers = [*markers, *shot_marker_decisions(record.shots)]
     scanned = sorted({d.time for d in detections if d.kind == TEXT_SCAN_KIND}) or record.sample_times
@@ -178,7 +193,7 @@ def decide(record: PassRecord, detections: Sequence[Detection], *, rules: dict[s
     faces = track_faces(detections, min_detections=MIN_FACE_DETECTIONS)
     studio = match_studio(text, studios, min_score=studio_min_score) if studios else None
     return Decisions(tags=tags, markers=sorted(markers, key=lambda m: (m.start, m.tag)), faces=faces,
-                     text=text, studio=studio)
+                     text=text, studio=studio, review_tags=review_tags)
 
 
 def _typical_gap(times: Sequence[float]) -> float:
@@ -193,7 +208,8 @@ SHOT_TAG = "Shot"
 
 def shot_marker_decisions(shots: Sequence[tuple[float, float]]) -> list[MarkerDecision]:
     """One marker per shot, titled by its number."""
-    return [MarkerDecision(title=f"Shot {number}", tag=SHOT_TAG, start=start, end=end, score=1.0)
+    return [MarkerDecision(title=f"Shot {number}", tag=SHOT_TAG, start=start, end=end, score=1.0,
+                           source="shots")
             for number, (start, end) in enumerate(shots, start=1)]
 
 
@@ -215,6 +231,7 @@ class Engine:
         self.analyzers = build_analyzers(config, data_dir, log)
         self.cache = AnalysisCache(data_dir / "cache.sqlite")
         self.rules = rules_for(config)
+        self.review_rules = review_rules_for(self.rules, config.review_margin)
         self.studios = list(studios) if studios is not None else studios_for(config)
 
     def options(self, headers: dict[str, str] | None = None) -> AnalyzeOptions:
@@ -228,7 +245,8 @@ class Engine:
                 progress: Callable[[float], None] | None = None) -> EngineResult:
         return run_engine(source, self.options(headers), self.analyzers, rules=self.rules,
                           studios=self.studios, studio_min_score=self.config.studio_min_score,
-                          shot_markers=self.config.shot_markers, cache=self.cache,
+                          shot_markers=self.config.shot_markers, review_rules=self.review_rules,
+                          cache=self.cache,
                           fingerprint=fingerprint, progress=progress)
 
     def close(self) -> None:
@@ -248,6 +266,16 @@ def rules_for(config: Config) -> dict[str, TagRule]:
     shifted = {label: replace(rule, threshold=min(0.99, max(0.01, rule.threshold + shift)))
                for label, rule in rules_from_config(None).items()}
     return rules_from_config(config.tag_overrides(), base=shifted)
+
+
+def review_rules_for(rules: dict[str, TagRule], margin: float) -> dict[str, TagRule] | None:
+    """The review band: every rule's threshold lowered by ``margin`` (None when 0: no band)."""
+    from dataclasses import replace
+
+    if margin <= 0:
+        return None
+    return {label: replace(rule, threshold=max(0.01, rule.threshold - margin))
+            for label, rule in rules.items()}
 
 
 def studios_for(config: Config) -> list[StudioName]:

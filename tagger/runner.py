@@ -5,6 +5,7 @@ Runs inside the analysis runtime (after the bootstrap), so it may import PyYAML.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,10 @@ def open_run(config: Config, client: StashClient, data_dir: Path, log: StashLog,
     """Run ``mode`` holding the run lock, with the store open."""
     if config.api_key:
         client.api_key = config.api_key
-    # One run at a time: two would analyse the same scenes and race on the journal.
-    with FileLock(data_dir / "run.lock"), Store(data_dir / "tagger.sqlite") as store:
+    # One run at a time: two would analyse the same scenes. The review API answers the UI while a
+    # run goes on; its changes are serialised with the run's by the write lock (tagger.tasks).
+    lock = FileLock(data_dir / "run.lock") if mode != "review" else nullcontext()
+    with lock, Store(data_dir / "tagger.sqlite") as store:
         context = RunContext(config=config, client=client, store=store, log=log, data_dir=data_dir)
         return run_mode(context, mode, args)
 

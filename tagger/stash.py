@@ -60,6 +60,7 @@ fragment SceneForTagging on Scene {
   tags { id name }
   performers { id name }
   studio { id name }
+  scene_markers { id title seconds end_seconds primary_tag { id name } tags { id } }
 }
 """
 
@@ -86,6 +87,68 @@ FIND_TAG_BY_NAME = Operation(
     tags { id name aliases }
   }
 }""",
+)
+
+FIND_TAG_BY_NAME_OR_ALIAS = Operation(
+    "FindTagByNameOrAlias",
+    """query FindTagByNameOrAlias($name: String!) {
+  findTags(
+    tag_filter: {name: {value: $name, modifier: EQUALS}, OR: {aliases: {value: $name, modifier: EQUALS}}}
+    filter: {per_page: 20}
+  ) { tags { id name aliases description } }
+}""",
+)
+TAG_USAGE = Operation(
+    "TagUsage",
+    """query TagUsage($id: ID!) {
+  findTag(id: $id) {
+    id name description
+    scene_count scene_marker_count image_count gallery_count performer_count studio_count group_count
+    children { id }
+  }
+}""",
+)
+TAG_CREATE = Operation(
+    "TagCreate",
+    """mutation TagCreate($input: TagCreateInput!) { tagCreate(input: $input) { id name } }""",
+    idempotent=False,
+)
+TAG_DESTROY = Operation(
+    "TagDestroy",
+    "mutation TagDestroy($id: ID!) { tagDestroy(input: {id: $id}) }",
+    idempotent=False,
+)
+BULK_SCENE_TAGS = Operation(  # ADD/REMOVE leave every other tag alone: safe beside user edits
+    "BulkSceneTags",
+    """mutation BulkSceneTags($ids: [ID!], $tag_ids: BulkUpdateIds) {
+  bulkSceneUpdate(input: {ids: $ids, tag_ids: $tag_ids}) { id }
+}""",
+)
+BULK_SCENE_PERFORMERS = Operation(
+    "BulkScenePerformers",
+    """mutation BulkScenePerformers($ids: [ID!], $performer_ids: BulkUpdateIds) {
+  bulkSceneUpdate(input: {ids: $ids, performer_ids: $performer_ids}) { id }
+}""",
+)
+SCENE_SET_STUDIO = Operation(  # only studio_id is given, so no list of the scene is replaced
+    "SceneSetStudio",
+    """mutation SceneSetStudio($id: ID!, $studio_id: ID) {
+  sceneUpdate(input: {id: $id, studio_id: $studio_id}) { id studio { id } }
+}""",
+)
+MARKER_CREATE = Operation(
+    "MarkerCreate",
+    """mutation MarkerCreate($input: SceneMarkerCreateInput!) { sceneMarkerCreate(input: $input) { id } }""",
+    idempotent=False,
+)
+MARKER_UPDATE = Operation(
+    "MarkerUpdate",
+    """mutation MarkerUpdate($input: SceneMarkerUpdateInput!) { sceneMarkerUpdate(input: $input) { id } }""",
+)
+MARKERS_DESTROY = Operation(
+    "MarkersDestroy",
+    "mutation MarkersDestroy($ids: [ID!]!) { sceneMarkersDestroy(ids: $ids) }",
+    idempotent=False,
 )
 
 ALL_STUDIOS = Operation(
@@ -254,6 +317,58 @@ class StashClient:
         studios = self.execute(ALL_STUDIOS)["findStudios"]["studios"]
         return [(str(s["id"]), s["name"], tuple(s.get("aliases") or ())) for s in studios]
 
+    def find_tags_named(self, name: str) -> list[StashTag]:
+        """Tags whose name or an alias is ``name`` (case-insensitive, as Stash compares them)."""
+        tags = self.execute(FIND_TAG_BY_NAME_OR_ALIAS, {"name": name})["findTags"]["tags"]
+        wanted = name.casefold()
+        return [StashTag(id=str(t["id"]), name=t["name"], aliases=tuple(t.get("aliases") or ()),
+                         description=t.get("description") or "")
+                for t in tags
+                if wanted in (t["name"].casefold(), *(a.casefold() for a in t.get("aliases") or ()))]
+
+    def tag_usage(self, tag_id: str) -> TagUsage | None:
+        """How much a tag is used (None: it no longer exists)."""
+        tag = self.execute(TAG_USAGE, {"id": str(tag_id)})["findTag"]
+        if tag is None:
+            return None
+        uses = sum(int(tag.get(key) or 0) for key in (
+            "scene_count", "scene_marker_count", "image_count", "gallery_count", "performer_count",
+            "studio_count", "group_count"))
+        return TagUsage(id=str(tag["id"]), name=tag["name"], description=tag.get("description") or "",
+                        uses=uses, children=len(tag.get("children") or ()))
+
+    def create_tag(self, name: str, description: str, parent_ids: list[str]) -> str:
+        """Create a tag; returns its id."""
+        data = {"name": name, "description": description, "parent_ids": parent_ids}
+        return str(self.execute(TAG_CREATE, {"input": data})["tagCreate"]["id"])
+
+    def destroy_tag(self, tag_id: str) -> None:
+        self.execute(TAG_DESTROY, {"id": str(tag_id)})
+
+    def change_scene_tags(self, scene_id: str, tag_ids: list[str], mode: str) -> None:
+        """Add (``ADD``) or take off (``REMOVE``) tags, leaving the scene's other tags alone."""
+        self.execute(BULK_SCENE_TAGS, {"ids": [str(scene_id)], "tag_ids": {"ids": tag_ids, "mode": mode}})
+
+    def change_scene_performers(self, scene_id: str, performer_ids: list[str], mode: str) -> None:
+        self.execute(BULK_SCENE_PERFORMERS, {"ids": [str(scene_id)],
+                                             "performer_ids": {"ids": performer_ids, "mode": mode}})
+
+    def set_scene_studio(self, scene_id: str, studio_id: str | None) -> None:
+        self.execute(SCENE_SET_STUDIO, {"id": str(scene_id), "studio_id": studio_id})
+
+    def create_marker(self, scene_id: str, title: str, seconds: float, end_seconds: float | None,
+                      primary_tag_id: str, tag_ids: list[str]) -> str:
+        data = {"scene_id": str(scene_id), "title": title, "seconds": seconds,
+                "end_seconds": end_seconds, "primary_tag_id": primary_tag_id, "tag_ids": tag_ids}
+        return str(self.execute(MARKER_CREATE, {"input": data})["sceneMarkerCreate"]["id"])
+
+    def update_marker(self, marker_id: str, title: str, seconds: float, end_seconds: float | None) -> None:
+        data = {"id": str(marker_id), "title": title, "seconds": seconds, "end_seconds": end_seconds}
+        self.execute(MARKER_UPDATE, {"input": data})
+
+    def destroy_markers(self, marker_ids: list[str]) -> None:
+        self.execute(MARKERS_DESTROY, {"ids": [str(i) for i in marker_ids]})
+
     def find_tag_id(self, name: str) -> str | None:
         """The id of the tag called ``name`` (case-insensitive), or None."""
         for tag in self.execute(FIND_TAG_BY_NAME, {"name": name})["findTags"]["tags"]:
@@ -274,6 +389,38 @@ class StashFile:
 
 
 @dataclass(frozen=True)
+class StashTag:
+    id: str
+    name: str
+    aliases: tuple[str, ...] = ()
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class TagUsage:
+    """A tag's name and description now, and how many objects use it (``children``: tags under it)."""
+
+    id: str
+    name: str
+    description: str
+    uses: int
+    children: int
+
+
+@dataclass(frozen=True)
+class StashMarker:
+    """A scene marker as Stash has it."""
+
+    id: str
+    title: str
+    seconds: float
+    end_seconds: float | None
+    primary_tag_id: str
+    primary_tag_name: str
+    tag_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class StashScene:
     """The fields of a scene the tagger needs."""
 
@@ -284,6 +431,7 @@ class StashScene:
     tag_ids: frozenset[str] = frozenset()
     performer_ids: frozenset[str] = frozenset()
     studio_id: str | None = None
+    markers: tuple[StashMarker, ...] = ()
 
     @property
     def primary_file(self) -> StashFile | None:
@@ -304,6 +452,13 @@ class StashScene:
             tag_ids=frozenset(str(t["id"]) for t in scene.get("tags") or []),
             performer_ids=frozenset(str(p["id"]) for p in scene.get("performers") or []),
             studio_id=str(scene["studio"]["id"]) if scene.get("studio") else None,
+            markers=tuple(
+                StashMarker(id=str(m["id"]), title=m.get("title") or "", seconds=float(m["seconds"]),
+                            end_seconds=None if m.get("end_seconds") is None else float(m["end_seconds"]),
+                            primary_tag_id=str(m["primary_tag"]["id"]),
+                            primary_tag_name=m["primary_tag"].get("name") or "",
+                            tag_ids=tuple(str(t["id"]) for t in m.get("tags") or ()))
+                for m in scene.get("scene_markers") or ()),
         )
 
 

@@ -1,5 +1,6 @@
 """The tagger's own state, in SQLite in its data folder: the queue of scenes to tag, which scenes
-were processed (and with which file), and the runs.
+were processed (and with which file), the runs, the journal of every change made to Stash
+(``tagger.journal``) and the review queue (``tagger.review``).
 
 SQLite's transactions make every write all-or-nothing, so a SIGKILL at any instant leaves the last
 committed state; WAL mode lets the hook add to the queue while a task reads it. Standard library
@@ -16,8 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-SCHEMA_VERSION = 1
-"""Bumped with every change of the tables below; older stores are migrated in ``_migrate``."""
+SCHEMA_VERSION = 2
+"""Bumped with every change of the tables below (older stores gain new tables on open)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -41,6 +42,37 @@ CREATE TABLE IF NOT EXISTS runs (
     finished_at REAL,
     status TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS journal (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL,
+    scene_id TEXT,
+    action TEXT NOT NULL,
+    target TEXT,
+    payload TEXT NOT NULL,
+    before TEXT,
+    reason TEXT,
+    status TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    settled_at REAL,
+    note TEXT
+);
+CREATE INDEX IF NOT EXISTS journal_scene ON journal (scene_id, status);
+CREATE INDEX IF NOT EXISTS journal_status ON journal (status);
+CREATE TABLE IF NOT EXISTS suggestions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    scene_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    title TEXT NOT NULL,
+    score REAL NOT NULL,
+    payload TEXT NOT NULL,
+    status TEXT NOT NULL,
+    run_id TEXT,
+    created_at REAL NOT NULL,
+    decided_at REAL,
+    UNIQUE (scene_id, key)
+);
+CREATE INDEX IF NOT EXISTS suggestions_status ON suggestions (status, scene_id);
 """
 
 
@@ -64,8 +96,14 @@ class Store:
             for statement in _SCHEMA.strip().split(";"):
                 if statement.strip():
                     self._db.execute(statement)
-            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+            # Version 1 stores lacked the journal and suggestions: CREATE IF NOT EXISTS adds them.
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
                              (str(SCHEMA_VERSION),))
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The connection, for the modules that keep their tables here (journal, review)."""
+        return self._db
 
     def close(self) -> None:
         self._db.close()
@@ -115,6 +153,11 @@ class Store:
             db.execute("INSERT OR REPLACE INTO processed VALUES (?, ?, ?, ?, ?, ?)",
                        (str(scene_id), fingerprint, run_id, time.time(), status, detail))
             db.execute("DELETE FROM queue WHERE scene_id = ?", (str(scene_id),))
+
+    def forget_processed(self, scene_ids: list[str]) -> None:
+        """Scenes an undo restored count as never processed (``untagged`` tags them again)."""
+        with self.transaction() as db:
+            db.executemany("DELETE FROM processed WHERE scene_id = ?", [(str(i),) for i in scene_ids])
 
     def processed_ids(self, status: str = "done") -> set[str]:
         rows = self._db.execute("SELECT scene_id FROM processed WHERE status = ?", (status,))

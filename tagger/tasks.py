@@ -1,39 +1,46 @@
 """The plugin's modes: which scenes a run works on, and what it does with each.
 
-``run_mode`` is shared by the Stash plugin and ``ai_tagger.py run``. Modes that write to Stash
-(scene, untagged, queue, all, gallery, undo) arrive with the write-back and performer engines; until
-then they stop before any work with a ``NotAvailableError`` that points at ``report``, which runs
-the same selection and analysis and changes nothing.
+``run_mode`` is shared by the Stash plugin and ``ai_tagger.py run``.
+
+    untagged | queue | scene | all   analyse, plan, apply (journaled); ``report`` = the same, dry
+    undo                              take back what the tagger added (all, one scene, one run)
+    review                            the review queue's API (list, accept, reject), for the UI
+    gallery                           the performer face gallery (not built yet)
+
+Per scene the analysis runs without any lock (it takes minutes); planning and applying run under
+the write lock, on the scene as Stash has it at that moment, so a change the user made during
+the analysis is seen, and a review accepted from the UI meanwhile cannot interleave.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tagger.config import Config
-from tagger.errors import ConfigError, MediaError, NotAvailableError, StashError
+from tagger.errors import ConfigError, GraphQLError, MediaError, NotAvailableError, StashError
+from tagger.filelock import FileLock
+from tagger.journal import Action, Intent, Journal
 from tagger.protocol import StashLog
 from tagger.stash import StashClient, StashScene, media_source
 from tagger.store import Store
 
-MODES = ("untagged", "queue", "scene", "all", "gallery", "undo", "report")
+MODES = ("untagged", "queue", "scene", "all", "gallery", "undo", "report", "review")
 """Modes a task can run (the hook has its own fast path, ``tagger.hook``)."""
 
 SELECTIONS = ("untagged", "queue", "scene", "all")
 """Modes that choose scenes; ``report`` (and ``--dry-run``) runs any of them without writing."""
 
-_COMING = {
-    "untagged": "write-back (tags, markers, studio with a journal and undo)",
-    "queue": "write-back (tags, markers, studio with a journal and undo)",
-    "scene": "write-back (tags, markers, studio with a journal and undo)",
-    "all": "write-back (tags, markers, studio with a journal and undo)",
-    "gallery": "the performer face gallery",
-    "undo": "the write-back journal",
-}
+MAX_SCENES_IN_OUTPUT = 200
+"""Per-scene entries in a writing run's output; the totals always cover every scene."""
+
+WRITE_LOCK_WAIT_S = 120.0
+"""How long planning and applying one scene waits for another writer (a review accepted from the
+UI holds the lock for a second or two)."""
 
 
 @dataclass
@@ -47,6 +54,15 @@ class RunContext:
     data_dir: Path
 
 
+def write_lock(context: RunContext) -> FileLock:
+    """The lock around every plan-and-apply: one writer to Stash at a time, across processes."""
+    return FileLock(
+        context.data_dir / "write.lock",
+        wait_s=WRITE_LOCK_WAIT_S,
+        what="another change to Stash by the tagger",
+    )
+
+
 def run_mode(context: RunContext, mode: str, args: dict[str, Any]) -> dict[str, Any]:
     """Run ``mode`` with the task's ``args`` and return the plugin's output object.
 
@@ -57,69 +73,339 @@ def run_mode(context: RunContext, mode: str, args: dict[str, Any]) -> dict[str, 
         raise ConfigError(f"mode: {mode!r} is not a mode; choose one of: {', '.join(MODES)}")
     if mode == "report":
         selection = str(args.get("selection") or ("scene" if args.get("scene_id") else "untagged"))
-        return report(context, selection, args)
+        return tag_scenes(context, selection, args, dry_run=True)
+    if mode in SELECTIONS:
+        return tag_scenes(context, mode, args, dry_run=False)
+    if mode == "undo":
+        return undo(context, args)
+    if mode == "review":
+        from tagger.review_api import review
+
+        return review(context, args)
     raise NotAvailableError(
-        f"mode {mode!r} is not available yet: it needs {_COMING[mode]}, which this version does not "
-        "have. Run 'Report (dry run)' (mode report) to see what the tagger finds."
+        f"mode {mode!r} is not available yet: it needs the performer face gallery, which this version "
+        "does not have."
     )
 
 
-def report(context: RunContext, selection: str, args: dict[str, Any]) -> dict[str, Any]:
-    """Dry run: analyse the selected scenes and list what was found; nothing is written to Stash."""
+def tag_scenes(context: RunContext, selection: str, args: dict[str, Any], *, dry_run: bool) -> dict[str, Any]:
+    """Analyse the selected scenes, plan each against Stash and apply the plan (unless ``dry_run``)."""
+    from tagger.apply import Applier
+    from tagger.decide.studio import StudioName
+    from tagger.engine import Engine
+    from tagger.review import ReviewQueue
+
     if selection not in SELECTIONS:
         raise ConfigError(f"selection: {selection!r} is not one of {', '.join(SELECTIONS)}")
     limit = _optional_int(args, "limit")
-    context.client.use_api_key_if_set()  # an hour-long report must outlive the session cookie
+    context.client.use_api_key_if_set()  # an hour-long run must outlive the session cookie
     scenes, total = _select(context, selection, args)
     if limit is not None:
         total = min(total, limit)
-    run_id = context.store.start_run("report")
-    context.log.info(f"report on {total} scene(s) ({selection}); nothing will be changed in Stash")
-    from tagger.decide.studio import StudioName
-    from tagger.engine import Engine
-
+    mode = "report" if dry_run else selection
+    run_id = context.store.start_run(mode)
+    journal = Journal(context.store, run_id)
+    applier = Applier(context.client, journal, context.config.tag_parent, context.log.log)
+    queue = ReviewQueue(context.store)
+    verb = "report on" if dry_run else "tag"
+    context.log.info(
+        f"{verb} {total} scene(s) ({selection})" + ("; nothing will be changed in Stash" if dry_run else "")
+    )
+    if not dry_run:
+        with write_lock(context):
+            applier.reconcile()
+    queue_tag_id = context.client.find_tag_id(context.config.queue_tag) if selection == "queue" else None
     studios = [StudioName(id=i, name=n, aliases=a) for i, n, a in context.client.studios()]
     engine = Engine(context.config, context.data_dir, context.log.log, studios=studios)
     results: list[dict[str, Any]] = []
-    failed = 0
+    totals = {
+        "analysed": 0,
+        "failed": 0,
+        "changed": 0,
+        "tags_added": 0,
+        "markers_created": 0,
+        "markers_updated": 0,
+        "taken_back": 0,
+        "studios_set": 0,
+        "performers_added": 0,
+        "suggestions": 0,
+        "tags_created": 0,
+    }
     for index, scene in enumerate(scenes):
         if limit is not None and index >= limit:
             break
         base = index / max(total, 1)
-        entry = _report_scene(context, engine, scene,
-                              lambda f, b=base: context.log.progress(b + f / max(total, 1)))
-        failed += "error" in entry
-        results.append(entry)
+        progress = lambda f, b=base: context.log.progress(b + f / max(total, 1))  # noqa: E731
+        entry = _tag_scene(
+            context, engine, applier, queue, scene, progress, dry_run=dry_run, queue_tag_id=queue_tag_id
+        )
+        _count(totals, entry)
+        if dry_run or len(results) < MAX_SCENES_IN_OUTPUT:
+            results.append(entry)
         context.log.progress((index + 1) / max(total, 1))
     context.store.finish_run(run_id, "done")
     context.log.progress(1.0)
-    return {"mode": "report", "selection": selection, "run_id": run_id, "dry_run": True,
-            "scenes": results, "analysed": len(results) - failed, "failed": failed}
+    output: dict[str, Any] = {
+        "mode": mode,
+        "selection": selection,
+        "run_id": run_id,
+        "dry_run": dry_run,
+        **totals,
+        "review_pending": queue.pending_count(),
+        "scenes": results,
+    }
+    if len(results) < totals["analysed"] + totals["failed"]:
+        output["scenes_not_listed"] = totals["analysed"] + totals["failed"] - len(results)
+    if not dry_run:
+        context.log.info(
+            f"run {run_id}: {totals['changed']} scene(s) changed, {totals['tags_added']} tag(s), "
+            f"{totals['markers_created']} marker(s), {totals['studios_set']} studio(s); "
+            f"{output['review_pending']} suggestion(s) wait for review"
+        )
+    return output
 
 
-def _report_scene(context: RunContext, engine: Any, scene: StashScene, progress: Any) -> dict[str, Any]:
+def _count(totals: dict[str, int], entry: Mapping[str, Any]) -> None:
+    if "error" in entry:
+        totals["failed"] += 1
+        return
+    totals["analysed"] += 1
+    applied = entry.get("applied") or {}
+    totals["changed"] += bool(applied) and bool(entry.get("changes"))
+    totals["tags_added"] += len(applied.get("tags_added", ()))
+    totals["tags_created"] += len(applied.get("tags_created", ()))
+    totals["markers_created"] += applied.get("markers_created", 0)
+    totals["markers_updated"] += applied.get("markers_updated", 0)
+    totals["taken_back"] += len(applied.get("tags_removed", ())) + applied.get("markers_removed", 0)
+    totals["studios_set"] += bool(applied.get("studio"))
+    totals["performers_added"] += len(applied.get("performers_added", ()))
+    totals["suggestions"] += entry.get("suggestions", 0)
+
+
+def _tag_scene(
+    context: RunContext,
+    engine: Any,
+    applier: Any,
+    queue: Any,
+    scene: StashScene,
+    progress: Any,
+    *,
+    dry_run: bool,
+    queue_tag_id: str | None,
+) -> dict[str, Any]:
+    """One scene: analyse, then (under the write lock) plan against Stash's current state and apply."""
     entry: dict[str, Any] = {"scene_id": scene.id, "title": scene.title}
     started = time.monotonic()
+    file = scene.primary_file
     try:
         source = media_source(scene, context.config.map_path, context.client.auth_headers)
         entry["source"] = source.via
-        file = scene.primary_file
-        result = engine.analyze(source.location, headers=source.headers, progress=progress,
-                                fingerprint=file.oshash if file else None)
+        result = engine.analyze(
+            source.location,
+            headers=source.headers,
+            progress=progress,
+            fingerprint=file.oshash if file else None,
+        )
     except (MediaError, StashError) as error:
         context.log.error(f"scene {scene.id}: {error}")
         entry["error"] = str(error)
+        if not dry_run:
+            _record_failure(context, applier, scene, str(error))
         return entry
     analysis = result.to_dict()
     for warning in analysis.get("warnings", []):
         context.log.warning(f"scene {scene.id}: {warning}")
-    entry.update({key: analysis[key] for key in ("duration", "frames_analysed", "shots", "technical",
-                                                  "tags", "markers", "faces", "text", "studio",
-                                                  "warnings", "cached")})
+    if dry_run:
+        entry.update(
+            {
+                key: analysis[key]
+                for key in (
+                    "duration",
+                    "frames_analysed",
+                    "shots",
+                    "technical",
+                    "tags",
+                    "markers",
+                    "faces",
+                    "text",
+                    "studio",
+                    "review_tags",
+                    "warnings",
+                    "cached",
+                )
+            }
+        )
+    findings = findings_of(result, engine)
+    try:
+        with write_lock(context) if not dry_run else nullcontext():
+            plan = plan_for(context, applier, queue, scene.id, findings)
+            if plan is None:
+                entry["error"] = f"scene {scene.id} no longer exists in Stash"
+                return entry
+            entry["plan"] = plan.to_dict()
+            entry["suggestions"] = len(plan.suggestions)
+            entry["changes"] = plan.changes
+            if not dry_run:
+                applied = applier.apply(plan)
+                entry["applied"] = applied.to_dict()
+                queue.offer(scene.id, plan.suggestions, applier.journal.run_id)
+                if queue_tag_id and queue_tag_id in scene.tag_ids:
+                    _remove_queue_tag(context, applier.journal, scene.id, queue_tag_id)
+                context.store.mark_processed(
+                    scene.id, applier.journal.run_id, "done", fingerprint=file.oshash if file else None
+                )
+    except GraphQLError as error:  # Stash refused one change: this scene fails, the run goes on
+        context.log.error(f"scene {scene.id}: {error}")
+        entry["error"] = str(error)
+        context.store.mark_processed(scene.id, applier.journal.run_id, "error", detail=str(error))
+        return entry
     entry["seconds"] = round(time.monotonic() - started, 2)
-    context.log.info(f"scene {scene.id}: {len(analysis['shots'])} shots, {len(analysis['tags'])} tags "
-                     f"in {entry['seconds']} s")
+    summary = entry.get("applied") if not dry_run else entry["plan"]
+    context.log.info(f"scene {scene.id}: {_describe(summary or {})} in {entry['seconds']} s")
     return entry
+
+
+def plan_for(context: RunContext, applier: Any, queue: Any, scene_id: str, findings: Any) -> Any:
+    """The plan for a scene as Stash has it now (None when the scene is gone)."""
+    from tagger.apply import scene_state
+    from tagger.plan import PlanOptions, plan_scene, tag_key
+
+    current = context.client.find_scene(scene_id)
+    if current is None:
+        return None
+    config = context.config
+    status_tag = f"{config.tag_parent}_Tagged" if config.status_tags else None
+    names = [t.name for t in findings.tags] + [m.tag for m in findings.markers]
+    names += [t.name for t in findings.review_tags] + ([status_tag] if status_tag else [])
+    options = PlanOptions(
+        whitelist=frozenset(tag_key(n) for n in config.tag_whitelist),
+        studio_overwrite=config.studio_overwrite,
+        status_tag=status_tag,
+        rejected=queue.decided_keys(scene_id),
+    )
+    return plan_scene(
+        scene_state(current),
+        findings,
+        tag_ids=applier.resolve_tags(names),
+        owned=applier.owned(scene_id),
+        options=options,
+    )
+
+
+def findings_of(result: Any, engine: Any) -> Any:
+    """The planner's view of an engine result: decisions, which analyzers ran, why."""
+    from tagger.engine import analyzer_version
+    from tagger.plan import Findings, tag_key
+
+    decisions = result.decisions
+    sources = {a.name for a in engine.analyzers}
+    if "shots" in engine.config.analyzers:
+        sources.add("shots")
+    evidence: dict[str, list[float]] = {}
+    for tag in [*decisions.tags, *decisions.review_tags]:
+        hits = sorted(
+            (d for d in result.detections if d.kind == "content" and d.label == tag.label),
+            key=lambda d: -d.score,
+        )
+        evidence[tag_key(tag.name)] = sorted(d.time for d in hits[:5])
+    return Findings(
+        tags=decisions.tags,
+        markers=decisions.markers,
+        studio=decisions.studio,
+        review_tags=decisions.review_tags,
+        sources=frozenset(sources),
+        evidence=evidence,
+        models={a.name: analyzer_version(a) for a in engine.analyzers},
+    )
+
+
+def _record_failure(context: RunContext, applier: Any, scene: StashScene, detail: str) -> None:
+    """A scene that could not be analysed: the store knows, and (optionally) so does a status tag."""
+    context.store.mark_processed(scene.id, applier.journal.run_id, "error", detail=detail)
+    if not context.config.status_tags:
+        return
+    from tagger.plan import STATUS_SOURCE, ScenePlan, TagChange, tag_key
+
+    name = f"{context.config.tag_parent}_Error"
+    try:
+        with write_lock(context):
+            tag_id = applier.resolve_tags([name]).get(tag_key(name))
+            if tag_id not in scene.tag_ids:
+                applier.apply(ScenePlan(scene.id, add_tags=(TagChange(name, tag_id, STATUS_SOURCE),)))
+    except GraphQLError as error:
+        context.log.warning(f"scene {scene.id}: the {name} tag could not be added: {error}")
+
+
+def _remove_queue_tag(context: RunContext, journal: Journal, scene_id: str, tag_id: str) -> None:
+    """Take the queue tag off a scene that is done (the queue tag means "tag me", not a finding)."""
+    context.client.change_scene_tags(scene_id, [tag_id], "REMOVE")
+    journal.record(Intent(Action.REMOVE_QUEUE_TAG, scene_id, tag_id, {"name": context.config.queue_tag}))
+
+
+def _describe(summary: Mapping[str, Any]) -> str:
+    parts = []
+    for key, label in (("tags_added", "tag(s)"), ("add_tags", "tag(s)"), ("create_markers", "marker(s)")):
+        if summary.get(key):
+            parts.append(f"{len(summary[key])} {label}")
+    if summary.get("markers_created"):
+        parts.append(f"{summary['markers_created']} marker(s)")
+    if summary.get("studio") or summary.get("set_studio"):
+        parts.append("studio")
+    return ", ".join(parts) or "no changes"
+
+
+def undo(context: RunContext, args: dict[str, Any]) -> dict[str, Any]:
+    """Take back what the tagger added: everything, one ``scene_id``, or one ``run_id``."""
+    from tagger.apply import Applier
+
+    scene_id = str(args.get("scene_id") or "") or None
+    only_run = str(args.get("run_id") or "") or None
+    context.client.use_api_key_if_set()
+    run_id = context.store.start_run("undo")
+    journal = Journal(context.store, run_id)
+    applier = Applier(context.client, journal, context.config.tag_parent, context.log.log)
+    with write_lock(context):
+        applier.reconcile()
+    scenes = [scene_id] if scene_id else journal.scenes(run_id=only_run)
+    what = f"scene {scene_id}" if scene_id else (f"run {only_run}" if only_run else "everything")
+    context.log.info(f"undo {what}: {len(scenes)} scene(s)")
+    results, kept, restored = [], [], []
+    totals = {"tags_removed": 0, "markers_removed": 0, "performers_removed": 0, "studios_restored": 0}
+    for index, sid in enumerate(scenes):
+        with write_lock(context):
+            done = applier.undo_scene(sid, only_run)
+            remaining = applier.owned(sid)
+        totals["tags_removed"] += len(done.tags_removed)
+        totals["markers_removed"] += done.markers_removed
+        totals["performers_removed"] += len(done.performers_removed)
+        totals["studios_restored"] += done.studio_restored
+        kept += [f"scene {sid}: {item}" for item in done.kept]
+        if not (remaining.tags or remaining.markers or remaining.performers or remaining.studio):
+            restored.append(sid)
+        if len(results) < MAX_SCENES_IN_OUTPUT:
+            results.append(done.to_dict())
+        context.log.progress((index + 1) / max(len(scenes), 1) * 0.95)
+    context.store.forget_processed(restored)
+    with write_lock(context):
+        deleted = applier.delete_unused_tags()
+    context.store.finish_run(run_id, "done")
+    context.log.progress(1.0)
+    for item in kept:
+        context.log.info(f"kept {item}")
+    context.log.info(
+        f"undo {what}: {totals['tags_removed']} tag(s) and {totals['markers_removed']} "
+        f"marker(s) removed, {len(deleted)} tag(s) deleted, {len(kept)} item(s) kept"
+    )
+    return {
+        "mode": "undo",
+        "run_id": run_id,
+        "scope": what,
+        "scenes": len(scenes),
+        **totals,
+        "deleted_tags": deleted,
+        "kept": kept,
+        "details": results,
+    }
 
 
 def _select(context: RunContext, selection: str, args: dict[str, Any]) -> tuple[Iterator[StashScene], int]:
@@ -175,5 +461,3 @@ def _optional_int(args: dict[str, Any], key: str) -> int | None:
     if number < 0:
         raise ConfigError(f"{key}: {value!r} must be 0 or more")
     return number
-
-

@@ -63,13 +63,14 @@ class SceneTag:
 @dataclass(frozen=True)
 class MarkerDecision:
     """A marker to create: ``title`` with primary tag ``tag`` over [start, end), scored by the
-    segment's mean hit score."""
+    segment's mean hit score; ``source`` is the analyzer it comes from (content, shots)."""
 
     title: str
     tag: str
     start: float
     end: float
     score: float
+    source: str = "content"
 
 
 class TagDecisions(NamedTuple):

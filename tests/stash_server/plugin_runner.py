@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -170,7 +171,7 @@ def run_plugin(
     server: StashTestServer | None, *, cookie: str | None = None,
     env: dict[str, str] | None = None, timeout: float = 120, kill_after: float | None = None,
     python: str = sys.executable, exec_args: list[str] | None = None,
-    config_dir: Path | None = None,
+    config_dir: Path | None = None, on_start: Callable[[int], None] | None = None,
 ) -> PluginRun:
     """Run ``<plugin_dir>/<manifest_name>`` with ``args`` as Stash would.
 
@@ -184,6 +185,7 @@ def run_plugin(
         kill_after: SIGKILL the direct child after this many seconds (Stash's Stop).
         exec_args: the task's/hook's ``execArgs`` to append.
         config_dir: Stash's config dir to report (default: a fresh temp dir).
+        on_start: called with the child's pid once it runs (e.g. to kill it from the server).
     """
     plugin_dir = Path(plugin_dir).resolve()
     name = manifest_name if manifest_name.endswith(".yml") else manifest_name + ".yml"
@@ -197,16 +199,19 @@ def run_plugin(
                  "args": args}
         child_env = {**os.environ, **(env or {}), "PYTHONPATH": str(plugin_dir.parent)}
         return _execute(command, json.dumps(stdin).encode(), Path(cwd) / "work", child_env,
-                        default_level, timeout, kill_after)
+                        default_level, timeout, kill_after, on_start)
 
 
 def _execute(command: list[str], stdin: bytes, cwd: Path, env: dict[str, str],
-             default_level: str, timeout: float, kill_after: float | None) -> PluginRun:
+             default_level: str, timeout: float, kill_after: float | None,
+             on_start: Callable[[int], None] | None = None) -> PluginRun:
     """Start the child, feed stdin, collect stdout/stderr, apply kill_after and timeout."""
     cwd.mkdir()
     start = time.monotonic()
     proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, cwd=cwd, env=env, start_new_session=True)
+    if on_start is not None:
+        on_start(proc.pid)
     err_reader = _StderrReader(proc.stderr, default_level)  # type: ignore[arg-type]
     out = bytearray()
     out_reader = threading.Thread(target=_read_all, args=(proc.stdout, out), daemon=True)

@@ -194,7 +194,16 @@ def run_plugin_operation(
     state = ctx_state(info)
     state.operations.append({"plugin_id": plugin_id, "args": dict(args or {})})
     handler = state.operation_handlers.get(plugin_id)
-    return handler(dict(args or {})) if handler else None
+    if handler is None:
+        return None
+    # Stash runs the plugin while the request waits, and the plugin calls back into Stash: the
+    # state lock this request holds is let go meanwhile, or the plugin's own requests would wait
+    # for it forever.
+    state.lock.release()
+    try:
+        return handler(dict(args or {}))
+    finally:
+        state.lock.acquire()
 
 
 MUTATION_RESOLVERS: dict[str, Callable[..., Any]] = {

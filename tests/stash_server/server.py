@@ -18,6 +18,7 @@ import mimetypes
 import re
 import threading
 import zlib
+from collections.abc import Callable
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -65,6 +66,10 @@ class StashTestServer:
         self.requests: list[RequestRecord] = []
         self.request_headers: list[dict[str, str]] = []  # lower-cased names, per GraphQL request
         self._failures: list[int] = []
+        # Test controls called with the operation name of every mutation: ``before_mutation``
+        # returning True drops the request unanswered and unapplied (its client was killed).
+        self.before_mutation: Callable[[str], bool] | None = None
+        self.after_mutation: Callable[[str], None] | None = None
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._port = 0
@@ -169,7 +174,14 @@ class _Handler(BaseHTTPRequestHandler):
                                  request.get("variables") or {}))
             srv.request_headers.append({k.lower(): v for k, v in self.headers.items()})
         context = RequestContext(srv.state, srv.url)
+        name = request.get("operationName") or ""
+        mutation = str(request.get("query", "")).lstrip().startswith("mutation")
+        if mutation and srv.before_mutation is not None and srv.before_mutation(name):
+            self.close_connection = True
+            return
         status, payload = run_graphql(build_stash_schema(), request, context, srv.state.lock)
+        if mutation and srv.after_mutation is not None:
+            srv.after_mutation(name)  # e.g. kill the plugin: applied, but the answer is lost
         self._json(status, payload)
 
     def do_GET(self) -> None:
