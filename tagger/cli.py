@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a plugin mode against a Stash server")
     run.add_argument("--mode", required=True, help="untagged, queue, scene, all, gallery, undo, report")
     run.add_argument("--scene-id", help="the scene for --mode scene (or undo of one scene)")
+    run.add_argument("--run-id", help="with --mode undo: undo only this run (its id is in each run's output)")
     run.add_argument("--dry-run", action="store_true", help="analyse and report; change nothing")
     run.add_argument("--limit", type=int, help="at most this many scenes")
     _add_stash(run)
@@ -161,6 +162,8 @@ def _run(args: argparse.Namespace, plugin_dir: Path, log: StashLog, guard: Stdou
         task_args["scene_id"] = args.scene_id
     if args.limit is not None:
         task_args["limit"] = args.limit
+    if args.run_id:
+        task_args["run_id"] = args.run_id
     mode = args.mode
     if args.dry_run:
         if args.mode not in (*SELECTIONS, "report"):

@@ -213,11 +213,27 @@ def owned_on_scene(entries: Iterable[JournalEntry]) -> Owned:
         elif action == Action.RESTORE_STUDIO:
             owned.studio = None
         elif action == Action.DECLINE:
-            owned.declined.add(str(payload["key"]))
+            key = str(payload["key"])
+            owned.declined.add(key)
+            _end_ownership(owned, key)  # what the user removed is no longer the tagger's
             span = payload.get("span")
             if span:
                 owned.declined_spans.append(DeclinedSpan(str(span[0]), float(span[1]), float(span[2])))
     return owned
+
+
+def _end_ownership(owned: Owned, key: str) -> None:
+    """Forget the object a decline ``key`` is about: if the user brings it back, it is theirs."""
+    kind, _, ident = key.partition(":")
+    if kind == "tag":
+        for tag_id in [i for i, t in owned.tags.items() if tag_key(t.name) == ident]:
+            del owned.tags[tag_id]
+    elif kind == "performer":
+        owned.performers.pop(ident, None)
+    elif kind == "marker":
+        owned.markers.pop(ident, None)
+    elif kind == "studio" and owned.studio is not None and owned.studio.studio_id == ident:
+        owned.studio = None
 
 
 # ---- what the engine found -----------------------------------------------------------------
@@ -493,7 +509,7 @@ def plan_scene(
         key = tag_key(options.status_tag)
         wanted_tag_keys.add(key)
         tag_id = tag_ids.get(key)
-        if tag_id is None or tag_id not in scene.tag_ids:
+        if (tag_id is None or tag_id not in scene.tag_ids) and f"tag:{key}" not in declined:
             add_tags.append(TagChange(options.status_tag, tag_id, STATUS_SOURCE, {}))
     remove_tags = tuple(
         TagChange(t.name, t.tag_id, t.source)
@@ -648,7 +664,7 @@ def _plan_markers(
     kept = 0
     for found in findings.markers:
         source = getattr(found, "source", CONTENT_SOURCE)
-        if source != SHOT_SOURCE and not _allowed(options, found.tag):
+        if source != SHOT_SOURCE and not _allowed(options, found.tag, getattr(found, "label", "") or None):
             continue
         key = tag_key(found.tag)
         span = (round(found.start, 3), round(max(found.end, found.start), 3))

@@ -63,7 +63,8 @@ class SceneTag:
 @dataclass(frozen=True)
 class MarkerDecision:
     """A marker to create: ``title`` with primary tag ``tag`` over [start, end), scored by the
-    segment's mean hit score; ``source`` is the analyzer it comes from (content, shots)."""
+    segment's mean hit score; ``source`` is the analyzer it comes from (content, shots) and
+    ``label`` the detector class behind it (empty for shots)."""
 
     title: str
     tag: str
@@ -71,6 +72,7 @@ class MarkerDecision:
     end: float
     score: float
     source: str = "content"
+    label: str = ""
 
 
 class TagDecisions(NamedTuple):
@@ -134,7 +136,7 @@ def markers_for(rule: TagRule, segments: Sequence[Segment]) -> list[MarkerDecisi
     """One marker per segment when the rule asks for markers."""
     if not rule.marker:
         return []
-    return [MarkerDecision(title=rule.tag, tag=rule.tag, start=s.start, end=s.end,
+    return [MarkerDecision(title=rule.tag, tag=rule.tag, start=s.start, end=s.end, label=rule.label,
                            score=s.mean_score) for s in segments]
 
 
