@@ -309,7 +309,7 @@ class Applier:
                 scene_id,
                 studio.studio_id,
                 {"name": studio.name, **_flags(extra)},
-                before={"studio_id": studio.before},
+                before={"studio_id": studio.before, "previous": studio.previous},
                 reason={**studio.reason, **extra},
             )
             self._step([intent], lambda: self.client.set_scene_studio(scene_id, studio.studio_id))
@@ -465,14 +465,14 @@ class Applier:
             elif studio.confirmed:
                 done.kept.append("studio (accepted by you)")
             else:
+                # Undoing one run goes back to the studio just before its change (an earlier
+                # run's, maybe); undoing everything goes back to the user's.
+                target = studio.previous if run_id is not None else studio.before
                 intent = Intent(
-                    Action.RESTORE_STUDIO,
-                    scene_id,
-                    studio.studio_id,
-                    {"studio_id": studio.before},
+                    Action.RESTORE_STUDIO, scene_id, studio.studio_id, {"studio_id": target},
                     reason={"why": "undo"},
                 )
-                self._step([intent], lambda: self.client.set_scene_studio(scene_id, studio.before))
+                self._step([intent], lambda: self.client.set_scene_studio(scene_id, target))
                 done.studio_restored = True
         return done
 

@@ -140,9 +140,10 @@ class OwnedMarker:
 @dataclass(frozen=True)
 class OwnedStudio:
     studio_id: str
-    before: str | None  # the studio the scene had before the tagger set one
+    before: str | None  # the studio the scene had before the tagger first set one
     confirmed: bool = False
     run_id: str = ""
+    previous: str | None = None  # the studio right before this change (an earlier run's, maybe)
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,7 @@ class Owned:
     studio: OwnedStudio | None = None
     declined: set[str] = field(default_factory=set)
     declined_spans: list[DeclinedSpan] = field(default_factory=list)
+    studio_history: list[OwnedStudio] = field(default_factory=list)  # earlier changes, oldest first
 
 
 def owned_on_scene(entries: Iterable[JournalEntry]) -> Owned:
@@ -207,11 +209,21 @@ def owned_on_scene(entries: Iterable[JournalEntry]) -> Owned:
         elif action == Action.DESTROY_MARKER:
             owned.markers.pop(target, None)
         elif action == Action.SET_STUDIO:
-            # A second change keeps the first one's "before": undo goes back to the user's studio.
-            before = owned.studio.before if owned.studio else (entry.before or {}).get("studio_id")
-            owned.studio = OwnedStudio(target, before, confirmed, entry.run_id)
+            # A second change keeps the first one's "before": undo goes back to the user's studio;
+            # "previous" lets undoing only the later run go back to the earlier run's studio.
+            recorded = entry.before or {}
+            before = owned.studio.before if owned.studio else recorded.get("studio_id")
+            previous = recorded.get("previous", recorded.get("studio_id"))
+            if owned.studio is not None:
+                owned.studio_history.append(owned.studio)
+            owned.studio = OwnedStudio(target, before, confirmed, entry.run_id, previous)
         elif action == Action.RESTORE_STUDIO:
-            owned.studio = None
+            restored = payload.get("studio_id")
+            earlier = owned.studio_history[-1] if owned.studio_history else None
+            if earlier is not None and earlier.studio_id == restored:
+                owned.studio = owned.studio_history.pop()  # back to the earlier run's change
+            else:
+                owned.studio, owned.studio_history = None, []
         elif action == Action.DECLINE:
             key = str(payload["key"])
             owned.declined.add(key)
@@ -233,7 +245,7 @@ def _end_ownership(owned: Owned, key: str) -> None:
     elif kind == "marker":
         owned.markers.pop(ident, None)
     elif kind == "studio" and owned.studio is not None and owned.studio.studio_id == ident:
-        owned.studio = None
+        owned.studio, owned.studio_history = None, []
 
 
 # ---- what the engine found -----------------------------------------------------------------
@@ -347,10 +359,15 @@ class MarkerRemove:
 
 @dataclass(frozen=True)
 class StudioChange:
+    """A studio to set. ``before``: the user's studio the tagger first replaced (what undo of
+    everything restores); ``previous``: the scene's studio right now (what undo of this run
+    restores)."""
+
     studio_id: str
     name: str
     before: str | None
     reason: Mapping[str, Any] = field(default_factory=dict)
+    previous: str | None = None
 
 
 @dataclass(frozen=True)
@@ -727,7 +744,7 @@ def _plan_studio(
     ours = owned.studio is not None and owned.studio.studio_id == scene.studio_id
     if scene.studio_id is None or ours or options.studio_overwrite:
         before = owned.studio.before if ours and owned.studio else scene.studio_id
-        return StudioChange(studio_id, match.name, before, reason), None, 0
+        return StudioChange(studio_id, match.name, before, reason, previous=scene.studio_id), None, 0
     if key in options.rejected:
         return None, None, 0
     return (
@@ -764,7 +781,8 @@ def plan_from_suggestion(
             return ScenePlan(scene.id, unchanged=1)
         return ScenePlan(
             scene.id,
-            set_studio=StudioChange(studio_id, str(payload.get("name", "")), scene.studio_id, reason),
+            set_studio=StudioChange(studio_id, str(payload.get("name", "")), scene.studio_id, reason,
+                                    previous=scene.studio_id),
         )
     if kind == "performer":
         performer_id = str(payload["performer_id"])
