@@ -77,8 +77,9 @@ class TestMarkers:
         # A 10-s hole splits the hits into two segments.
         found = seen("FEET_EXPOSED", 10, 15, 0.8) + seen("FEET_EXPOSED", 26, 31, 0.6)
         decided = decide_tags(found, SAMPLES, DURATION, rule())
-        assert decided.markers == [MarkerDecision("Feet", "Feet", 10.0, 16.0, pytest.approx(0.8)),
-                                   MarkerDecision("Feet", "Feet", 26.0, 32.0, pytest.approx(0.6))]
+        assert decided.markers == [
+            MarkerDecision("Feet", "Feet", 10.0, 16.0, pytest.approx(0.8), label="FEET_EXPOSED"),
+            MarkerDecision("Feet", "Feet", 26.0, 32.0, pytest.approx(0.6), label="FEET_EXPOSED")]
 
     def test_no_markers_when_the_rule_says_so(self) -> None:
         decided = decide_tags(seen("FEET_EXPOSED", 10, 31), SAMPLES, DURATION, rule(marker=False))
