@@ -118,6 +118,12 @@ class Applier:
         self.journal.confirm(dict(zip(rows, targets)))
         return [t if t is not None else i.target for t, i in zip(targets, intents)]
 
+    def _destroy_markers(self, scene_id: str, markers: Sequence[tuple[str, MarkerState]], why: str) -> None:
+        """Destroy the tagger's markers (as they are now: ``state``), journaled, in one mutation."""
+        intents = [Intent(Action.DESTROY_MARKER, scene_id, marker_id, {"state": state.to_dict()},
+                          reason={"why": why}) for marker_id, state in markers]
+        self._step(intents, lambda: self.client.destroy_markers([marker_id for marker_id, _ in markers]))
+
     def owned(self, scene_id: str) -> Owned:
         """What the tagger owns on a scene, per the journal."""
         return owned_on_scene(self.journal.done(scene_id=scene_id))
@@ -289,19 +295,9 @@ class Applier:
             )
             done.markers_updated += 1
         if plan.remove_markers:
-            gone = plan.remove_markers
-            intents = [
-                Intent(
-                    Action.DESTROY_MARKER,
-                    scene_id,
-                    m.marker_id,
-                    {"state": m.state.to_dict()},
-                    reason={"why": "no longer found"},
-                )
-                for m in gone
-            ]
-            self._step(intents, lambda: self.client.destroy_markers([m.marker_id for m in gone]))
-            done.markers_removed = len(gone)
+            self._destroy_markers(scene_id, [(m.marker_id, m.state) for m in plan.remove_markers],
+                                  "no longer found")
+            done.markers_removed = len(plan.remove_markers)
         if plan.set_studio is not None:
             studio = plan.set_studio
             intent = Intent(
@@ -419,17 +415,7 @@ class Applier:
             if m.marker_id in state.markers and m not in doomed
         ]
         if doomed:
-            intents = [
-                Intent(
-                    Action.DESTROY_MARKER,
-                    scene_id,
-                    m.marker_id,
-                    {"state": m.state.to_dict()},
-                    reason={"why": "undo"},
-                )
-                for m in doomed
-            ]
-            self._step(intents, lambda: self.client.destroy_markers([m.marker_id for m in doomed]))
+            self._destroy_markers(scene_id, [(m.marker_id, m.state) for m in doomed], "undo")
             done.markers_removed = len(doomed)
         tags = [t for t in owned.tags.values() if in_scope(t.run_id) and t.tag_id in state.tag_ids]
         done.kept += [f"tag {t.name!r} (accepted by you)" for t in tags if t.confirmed]

@@ -123,21 +123,7 @@ class Journal:
         ids = []
         with self.store.transaction() as db:
             for intent in intents:
-                cursor = db.execute(
-                    "INSERT INTO journal (run_id, scene_id, action, target, payload, before, reason, "
-                    "status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'intent', ?)",
-                    (
-                        self.run_id,
-                        intent.scene_id,
-                        intent.action,
-                        intent.target,
-                        _dump(intent.payload) or "{}",
-                        _dump(intent.before),
-                        _dump(intent.reason),
-                        now,
-                    ),
-                )
-                ids.append(int(cursor.lastrowid or 0))
+                ids.append(self._insert(db, intent, "intent", now))
         return ids
 
     def confirm(self, targets: Mapping[int, str | None], note: str | None = None) -> None:
@@ -160,25 +146,18 @@ class Journal:
 
     def record(self, intent: Intent, note: str | None = None) -> int:
         """A row that needs no mutation (a decline), or one already applied: written done at once."""
-        now = time.time()
         with self.store.transaction() as db:
-            cursor = db.execute(
-                "INSERT INTO journal (run_id, scene_id, action, target, payload, before, reason, status, "
-                "created_at, settled_at, note) VALUES (?, ?, ?, ?, ?, ?, ?, 'done', ?, ?, ?)",
-                (
-                    self.run_id,
-                    intent.scene_id,
-                    intent.action,
-                    intent.target,
-                    _dump(intent.payload) or "{}",
-                    _dump(intent.before),
-                    _dump(intent.reason),
-                    now,
-                    now,
-                    note,
-                ),
-            )
-            return int(cursor.lastrowid or 0)
+            return self._insert(db, intent, "done", time.time(), note)
+
+    def _insert(self, db: Any, intent: Intent, status: str, now: float, note: str | None = None) -> int:
+        settled = now if status != "intent" else None
+        cursor = db.execute(
+            "INSERT INTO journal (run_id, scene_id, action, target, payload, before, reason, status, "
+            "created_at, settled_at, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (self.run_id, intent.scene_id, intent.action, intent.target, _dump(intent.payload) or "{}",
+             _dump(intent.before), _dump(intent.reason), status, now, settled, note),
+        )
+        return int(cursor.lastrowid or 0)
 
     def pending(self) -> list[JournalEntry]:
         """Rows still at ``intent`` (a killed run's last step), oldest first."""
