@@ -24,6 +24,9 @@ from tagger.store import Store
 
 STATUSES = ("pending", "accepted", "rejected")
 
+LIBRARY = "*"
+"""The scene id of suggestions about the whole library (unknown people seen in several scenes)."""
+
 
 @dataclass(frozen=True)
 class StoredSuggestion:

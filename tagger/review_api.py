@@ -3,6 +3,10 @@
     {"mode": "review", "action": "list", "scene_id"?: "12", "status"?: "pending", "page"?: 1, "per_page"?: 25}
     {"mode": "review", "action": "accept", "id": 7}   applied (journaled, confirmed by the user)
     {"mode": "review", "action": "reject", "id": 7}   never suggested again for that scene
+    {"mode": "review", "action": "accept", "id": 9, "name": "New Name"}    an unknown person
+        (kind ``cluster``) becomes a new performer, with its best face crop as image, added to
+        its scenes; or ``"performer_id": "12"`` links it to an existing performer. Either way its
+        faces join that performer's gallery.
 
 It runs beside a tagging task (it does not take the run lock); an accept takes the write lock for
 the second it needs, as every change to Stash does.
@@ -53,7 +57,82 @@ def review(context: RunContext, args: dict[str, Any]) -> dict[str, Any]:
         queue.decide(suggestion_id, "rejected")
         context.log.info(f"scene {suggestion.scene_id}: suggestion {suggestion.title!r} rejected")
         return {"mode": "review", "action": "reject", "id": suggestion_id, "status": "rejected"}
+    if suggestion.kind == "cluster":
+        return _accept_cluster(context, queue, suggestion, args)
     return _accept(context, queue, suggestion)
+
+
+def _accept_cluster(
+    context: RunContext, queue: ReviewQueue, suggestion: Any, args: dict[str, Any]
+) -> dict[str, Any]:
+    """An unknown person becomes a performer (new, or one the user names) in its scenes."""
+    import base64
+
+    from tagger.analyzers import faces_version
+    from tagger.apply import Applier, scene_state
+    from tagger.journal import Journal
+    from tagger.performers import PerformerRecognition
+    from tagger.plan import REVIEW_SOURCE, PerformerChange, ScenePlan
+
+    name = str(args.get("name") or "").strip()
+    performer_id = str(args.get("performer_id") or "").strip()
+    if bool(name) == bool(performer_id):
+        raise ConfigError("accept: give either name (a new performer) or performer_id (an existing one)")
+    recognition = PerformerRecognition(
+        context.store, context.client, None, context.log.log, model=faces_version()
+    )
+    gallery = recognition.gallery
+    assert gallery is not None
+    cluster_id = int(suggestion.payload["cluster_id"])
+    members = recognition.cluster_members(cluster_id)
+    run_id = context.store.start_run("review")
+    applier = Applier(
+        context.client, Journal(context.store, run_id), context.config.tag_parent, context.log.log
+    )
+    with write_lock(context):
+        applier.reconcile()
+        if name:
+            crops = [recognition.crop_path(key) for key, _, _ in members]
+            crop = next((path for path in crops if path.is_file()), None)
+            image = (
+                ("data:image/jpeg;base64," + base64.b64encode(crop.read_bytes()).decode()) if crop else None
+            )
+            performer_id = context.client.create_performer(name, image)
+            context.log.info(f"performer {name!r} created ({performer_id}) from unknown person #{cluster_id}")
+        scenes = list(dict.fromkeys(scene for _, scene, _ in members))
+        added = []
+        for scene_id in scenes:
+            scene = context.client.find_scene(scene_id)
+            if scene is None or performer_id in scene.performer_ids:
+                continue
+            change = PerformerChange(
+                performer_id, name or performer_id, REVIEW_SOURCE, {"cluster": cluster_id}
+            )
+            applier.apply(
+                ScenePlan(scene_state(scene).id, add_performers=(change,)),
+                reason={"confirmed": True, "suggestion": suggestion.id},
+            )
+            added.append(scene_id)
+        gallery.set_faces(
+            performer_id,
+            f"cluster:{cluster_id}",
+            [vector for _, _, vector in members],
+            [1.0] * len(members),
+            name=name or performer_id,
+        )
+        with context.store.transaction() as db:
+            db.execute("DELETE FROM unknown_faces WHERE cluster_id = ?", (cluster_id,))
+        queue.decide(suggestion.id, "accepted")
+    context.store.finish_run(run_id, "done")
+    return {
+        "mode": "review",
+        "action": "accept",
+        "id": suggestion.id,
+        "status": "accepted",
+        "run_id": run_id,
+        "performer_id": performer_id,
+        "scenes": added,
+    }
 
 
 def _accept(context: RunContext, queue: ReviewQueue, suggestion: Any) -> dict[str, Any]:

@@ -151,6 +151,20 @@ MARKERS_DESTROY = Operation(
     idempotent=False,
 )
 
+FIND_PERFORMERS = Operation(
+    "FindPerformers",
+    """query FindPerformers($filter: FindFilterType) {
+  findPerformers(filter: $filter) { count performers { id name disambiguation alias_list image_path } }
+}""",
+)
+PERFORMER_CREATE = Operation(
+    "PerformerCreate",
+    """mutation PerformerCreate($input: PerformerCreateInput!) {
+  performerCreate(input: $input) { id name }
+}""",
+    idempotent=False,
+)
+
 ALL_STUDIOS = Operation(
     "AllStudios",
     "query AllStudios { findStudios(filter: {per_page: -1}) { studios { id name aliases } } }",
@@ -369,6 +383,44 @@ class StashClient:
     def destroy_markers(self, marker_ids: list[str]) -> None:
         self.execute(MARKERS_DESTROY, {"ids": [str(i) for i in marker_ids]})
 
+    def iter_performers(self, *, page_size: int = 200) -> Iterator[StashPerformer]:
+        """Every performer, by id."""
+        page = 1
+        while True:
+            result = self.execute(FIND_PERFORMERS, {
+                "filter": {"page": page, "per_page": page_size, "sort": "id", "direction": "ASC"}})
+            found = result["findPerformers"]
+            for p in found["performers"]:
+                yield StashPerformer(id=str(p["id"]), name=p["name"],
+                                     disambiguation=p.get("disambiguation") or "",
+                                     aliases=tuple(p.get("alias_list") or ()),
+                                     image_path=p.get("image_path") or "")
+            if len(found["performers"]) < page_size or page * page_size >= int(found["count"]):
+                return
+            page += 1
+
+    def create_performer(self, name: str, image: str | None = None) -> str:
+        """Create a performer (``image``: a data URL or an http URL Stash fetches); returns its id."""
+        data: dict[str, Any] = {"name": name}
+        if image:
+            data["image"] = image
+        return str(self.execute(PERFORMER_CREATE, {"input": data})["performerCreate"]["id"])
+
+    def fetch(self, url: str, *, limit: int = 32 * 1024 * 1024) -> bytes:
+        """GET one of Stash's media URLs (a performer image) with our credentials.
+
+        Raises:
+            StashError: not found, refused or unreachable (the message names the URL).
+        """
+        request = urllib.request.Request(url, headers=self.auth_headers)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return response.read(limit)
+        except urllib.error.HTTPError as error:
+            raise StashError(f"Stash answered HTTP {error.code} for {url}") from None
+        except OSError as error:
+            raise StashError(f"{url} cannot be read: {_describe_os_error(error)}") from None
+
     def find_tag_id(self, name: str) -> str | None:
         """The id of the tag called ``name`` (case-insensitive), or None."""
         for tag in self.execute(FIND_TAG_BY_NAME, {"name": name})["findTags"]["tags"]:
@@ -386,6 +438,21 @@ class StashFile:
     size: int | None = None
     duration: float | None = None
     oshash: str | None = None
+
+
+@dataclass(frozen=True)
+class StashPerformer:
+    """A performer; ``image_path`` ends in ``default=true`` when the performer has no image."""
+
+    id: str
+    name: str
+    disambiguation: str = ""
+    aliases: tuple[str, ...] = ()
+    image_path: str = ""
+
+    @property
+    def has_image(self) -> bool:
+        return bool(self.image_path) and "default=true" not in self.image_path
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """The tagger's own state, in SQLite in its data folder: the queue of scenes to tag, which scenes
 were processed (and with which file), the runs, the journal of every change made to Stash
-(``tagger.journal``) and the review queue (``tagger.review``).
+(``tagger.journal``), the review queue (``tagger.review``), the performer face gallery and the
+unknown faces (``tagger.faces.gallery``).
 
 SQLite's transactions make every write all-or-nothing, so a SIGKILL at any instant leaves the last
 committed state; WAL mode lets the hook add to the queue while a task reads it. Standard library
@@ -17,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Bumped with every change of the tables below (older stores gain new tables on open)."""
 
 _SCHEMA = """
@@ -73,6 +74,37 @@ CREATE TABLE IF NOT EXISTS suggestions (
     UNIQUE (scene_id, key)
 );
 CREATE INDEX IF NOT EXISTS suggestions_status ON suggestions (status, scene_id);
+CREATE TABLE IF NOT EXISTS gallery (
+    performer_id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    model TEXT NOT NULL,
+    quality REAL NOT NULL,
+    embedding BLOB NOT NULL,
+    added_at REAL NOT NULL,
+    PRIMARY KEY (performer_id, source, model)
+);
+CREATE TABLE IF NOT EXISTS gallery_performers (
+    performer_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    image_stamp TEXT,
+    model TEXT NOT NULL,
+    status TEXT NOT NULL,
+    detail TEXT,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS unknown_faces (
+    key TEXT NOT NULL,
+    model TEXT NOT NULL,
+    scene_id TEXT NOT NULL,
+    quality REAL NOT NULL,
+    embedding BLOB NOT NULL,
+    best_time REAL NOT NULL,
+    appearances INTEGER NOT NULL,
+    cluster_id INTEGER,
+    added_at REAL NOT NULL,
+    PRIMARY KEY (key, model)
+);
+CREATE INDEX IF NOT EXISTS unknown_scene ON unknown_faces (scene_id);
 """
 
 

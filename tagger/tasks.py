@@ -5,7 +5,7 @@
     untagged | queue | scene | all   analyse, plan, apply (journaled); ``report`` = the same, dry
     undo                              take back what the tagger added (all, one scene, one run)
     review                            the review queue's API (list, accept, reject), for the UI
-    gallery                           the performer face gallery (not built yet)
+    gallery                           refresh the performer face gallery; cluster unknown faces
 
 Per scene the analysis runs without any lock (it takes minutes); planning and applying run under
 the write lock, on the scene as Stash has it at that moment, so a change the user made during
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tagger.config import Config
-from tagger.errors import ConfigError, GraphQLError, MediaError, NotAvailableError, StashError
+from tagger.errors import ConfigError, GraphQLError, MediaError, StashError
 from tagger.filelock import FileLock
 from tagger.journal import Action, Intent, Journal
 from tagger.protocol import StashLog
@@ -67,7 +67,7 @@ def run_mode(context: RunContext, mode: str, args: dict[str, Any]) -> dict[str, 
     """Run ``mode`` with the task's ``args`` and return the plugin's output object.
 
     Raises:
-        ConfigError: unknown mode or bad arguments. NotAvailableError: mode not built yet.
+        ConfigError: unknown mode or bad arguments.
     """
     if mode not in MODES:
         raise ConfigError(f"mode: {mode!r} is not a mode; choose one of: {', '.join(MODES)}")
@@ -82,10 +82,7 @@ def run_mode(context: RunContext, mode: str, args: dict[str, Any]) -> dict[str, 
         from tagger.review_api import review
 
         return review(context, args)
-    raise NotAvailableError(
-        f"mode {mode!r} is not available yet: it needs the performer face gallery, which this version "
-        "does not have."
-    )
+    return gallery(context, args)
 
 
 def tag_scenes(context: RunContext, selection: str, args: dict[str, Any], *, dry_run: bool) -> dict[str, Any]:
@@ -117,6 +114,10 @@ def tag_scenes(context: RunContext, selection: str, args: dict[str, Any], *, dry
     queue_tag_id = context.client.find_tag_id(context.config.queue_tag) if selection == "queue" else None
     studios = [StudioName(id=i, name=n, aliases=a) for i, n, a in context.client.studios()]
     engine = Engine(context.config, context.data_dir, context.log.log, studios=studios)
+    from tagger.performers import PerformerRecognition, faces_analyzer
+
+    recognition = PerformerRecognition(context.store, context.client, faces_analyzer(engine), context.log.log)
+    recognition.refresh()  # only performers whose image changed are fetched
     results: list[dict[str, Any]] = []
     totals = {
         "analysed": 0,
@@ -137,7 +138,15 @@ def tag_scenes(context: RunContext, selection: str, args: dict[str, Any], *, dry
         base = index / max(total, 1)
         progress = lambda f, b=base: context.log.progress(b + f / max(total, 1))  # noqa: E731
         entry = _tag_scene(
-            context, engine, applier, queue, scene, progress, dry_run=dry_run, queue_tag_id=queue_tag_id
+            context,
+            engine,
+            recognition,
+            applier,
+            queue,
+            scene,
+            progress,
+            dry_run=dry_run,
+            queue_tag_id=queue_tag_id,
         )
         _count(totals, entry)
         if dry_run or len(results) < MAX_SCENES_IN_OUTPUT:
@@ -185,6 +194,7 @@ def _count(totals: dict[str, int], entry: Mapping[str, Any]) -> None:
 def _tag_scene(
     context: RunContext,
     engine: Any,
+    recognition: Any,
     applier: Any,
     queue: Any,
     scene: StashScene,
@@ -235,13 +245,29 @@ def _tag_scene(
                 )
             }
         )
-    findings = findings_of(result, engine)
+    from tagger.performers import identities_to_dict
+
+    identities, performers = recognition.identify(result)
+    if dry_run:
+        entry["identities"] = identities_to_dict(identities)
+        entry["performers"] = [
+            {
+                "id": p.performer_id,
+                "name": p.name,
+                "score": round(p.score, 3),
+                "appearances": p.appearances,
+                "auto": p.auto,
+            }
+            for p in performers
+        ]
+    findings = findings_of(result, engine, recognition.matches(performers))
     try:
         with write_lock(context) if not dry_run else nullcontext():
-            plan = plan_for(context, applier, queue, scene.id, findings)
-            if plan is None:
+            planned = plan_for(context, applier, queue, scene.id, findings)
+            if planned is None:
                 entry["error"] = f"scene {scene.id} no longer exists in Stash"
                 return entry
+            plan, current = planned
             entry["plan"] = plan.to_dict()
             entry["suggestions"] = len(plan.suggestions)
             entry["changes"] = plan.changes
@@ -254,6 +280,12 @@ def _tag_scene(
                 context.store.mark_processed(
                     scene.id, applier.journal.run_id, "done", fingerprint=file.oshash if file else None
                 )
+        if not dry_run:
+            # The gallery learns only from performers the user put on the scene (or confirmed).
+            owned = applier.owned(scene.id).performers
+            theirs = sorted(p for p in current.performer_ids if p not in owned or owned[p].confirmed)
+            recognition.learn(scene.id, theirs, identities, result)
+            recognition.remember_unknown(scene.id, identities, result, headers=source.headers or None)
     except GraphQLError as error:  # Stash refused one change: this scene fails, the run goes on
         context.log.error(f"scene {scene.id}: {error}")
         entry["error"] = str(error)
@@ -266,7 +298,7 @@ def _tag_scene(
 
 
 def plan_for(context: RunContext, applier: Any, queue: Any, scene_id: str, findings: Any) -> Any:
-    """The plan for a scene as Stash has it now (None when the scene is gone)."""
+    """The plan for a scene as Stash has it now, and the scene (None when the scene is gone)."""
     from tagger.apply import scene_state
     from tagger.plan import PlanOptions, plan_scene, tag_key
 
@@ -283,16 +315,17 @@ def plan_for(context: RunContext, applier: Any, queue: Any, scene_id: str, findi
         status_tag=status_tag,
         rejected=queue.decided_keys(scene_id),
     )
-    return plan_scene(
+    plan = plan_scene(
         scene_state(current),
         findings,
         tag_ids=applier.resolve_tags(names),
         owned=applier.owned(scene_id),
         options=options,
     )
+    return plan, current
 
 
-def findings_of(result: Any, engine: Any) -> Any:
+def findings_of(result: Any, engine: Any, performers: Any = ()) -> Any:
     """The planner's view of an engine result: decisions, which analyzers ran, why."""
     from tagger.engine import analyzer_version
     from tagger.plan import Findings, tag_key
@@ -313,6 +346,7 @@ def findings_of(result: Any, engine: Any) -> Any:
         markers=decisions.markers,
         studio=decisions.studio,
         review_tags=decisions.review_tags,
+        performers=tuple(performers),
         sources=frozenset(sources),
         evidence=evidence,
         models={a.name: analyzer_version(a) for a in engine.analyzers},
@@ -352,6 +386,44 @@ def _describe(summary: Mapping[str, Any]) -> str:
     if summary.get("studio") or summary.get("set_studio"):
         parts.append("studio")
     return ", ".join(parts) or "no changes"
+
+
+def gallery(context: RunContext, args: dict[str, Any]) -> dict[str, Any]:
+    """Build or refresh the performer face gallery from Stash's performer images, then group the
+    unknown faces of tagged scenes into suggested performers."""
+    from dataclasses import replace
+
+    from tagger.analyzers import build_analyzers
+    from tagger.performers import PerformerRecognition
+
+    if "faces" not in context.config.analyzers:
+        raise ConfigError(
+            "analyzers: 'faces' is off, so there is no face gallery; add faces to the analyzers"
+        )
+    context.client.use_api_key_if_set()
+    (faces,) = build_analyzers(
+        replace(context.config, analyzers=("faces",)), context.data_dir, context.log.log
+    )
+    recognition = PerformerRecognition(context.store, context.client, faces, context.log.log)
+    run_id = context.store.start_run("gallery")
+    report = recognition.refresh(lambda f: context.log.progress(0.9 * f))
+    assert report is not None
+    clusters = recognition.cluster_unknown(run_id)
+    context.store.finish_run(run_id, "done")
+    context.log.progress(1.0)
+    embeddings = len(recognition.index())
+    context.log.info(
+        f"face gallery: {report.performers} performer(s), {embeddings} face(s); "
+        f"{len(report.updated)} updated, {len(report.problems)} problem(s); "
+        f"{clusters} unknown person(s) suggested"
+    )
+    return {
+        "mode": "gallery",
+        "run_id": run_id,
+        **report.to_dict(),
+        "embeddings": embeddings,
+        "unknown_people": clusters,
+    }
 
 
 def undo(context: RunContext, args: dict[str, Any]) -> dict[str, Any]:

@@ -50,6 +50,11 @@ def _version(analyzer: str, *model_ids: str) -> str:
     return f"{models}:c{CODE_VERSION[analyzer]}"
 
 
+def faces_version() -> str:
+    """The cache and gallery version of the faces analyzer (its models and code)."""
+    return _version("faces", "yunet", "sface")
+
+
 def build_analyzers(config: Config, data_dir: Path, log: Log) -> list[VersionedAnalyzer]:
     """The analyzers ``config.analyzers`` names (``shots`` is part of the decode pass itself).
 
@@ -66,7 +71,7 @@ def build_analyzers(config: Config, data_dir: Path, log: Log) -> list[VersionedA
 
         faces = FaceAnalyzer.from_manifest(data_dir, options, log, user_dirs=user_dirs,
                                            allow_download=config.allow_download)
-        built.append(VersionedAnalyzer(faces, _version("faces", "yunet", "sface")))
+        built.append(VersionedAnalyzer(faces, faces_version()))
     if "content" in config.analyzers:
         from tagger.analyzers.content import ContentAnalyzer
 
