@@ -11,9 +11,12 @@ Sources of a performer's embeddings (rows of the ``gallery`` table, per model):
   its best faces. Re-tagging the scene replaces them; so the gallery follows what users confirm.
 
 A model change (``model``) starts a new gallery: rows of other models are ignored, then dropped.
-Search is exact (numpy, one matrix product): measured at 2.9 ms per query for 100,000 embeddings
-on this 2-core machine (bench/bench_performers.py --search), far beyond the few thousand
-performers of a home library, so no approximate index is needed yet.
+Search is exact (numpy, one matrix product). Measured on this 2-core machine, per query of 128-d
+float32 unit vectors: 0.24 ms at 10,000 embeddings, 3.0 ms at 100,000, 17 ms at 500,000; a scene
+needs a few queries, against seconds of analysis. usearch 2.26 (HNSW, default settings) answered
+in 0.08-0.5 ms but took 45 s to build 100,000 and found only 44 % of the exact top 10 there. So
+an approximate index pays off only past about a million embeddings (200,000 performers with five
+faces each), far beyond a home library: exact search stays until a gallery that size exists.
 """
 
 from __future__ import annotations

@@ -54,11 +54,22 @@ def face_quality(face: Detection) -> float:
 
 @dataclass(frozen=True)
 class GalleryIndex:
-    """The gallery as a matrix: row i is an embedding of performer ``performer_ids[i]``."""
+    """The gallery as a matrix: row i is an embedding of performer ``performer_ids[i]`` (rows are
+    kept grouped by performer, so a per-performer maximum is one ``reduceat``)."""
 
     performer_ids: tuple[str, ...]
     vectors: np.ndarray  # (N, D) float32, L2-normalised
     names: Mapping[str, str]
+
+    def __post_init__(self) -> None:
+        order = sorted(range(len(self.performer_ids)), key=lambda i: self.performer_ids[i])
+        ids = tuple(self.performer_ids[i] for i in order)
+        object.__setattr__(self, "performer_ids", ids)
+        object.__setattr__(self, "vectors", np.asarray(self.vectors, np.float32)[order] if order
+                           else np.asarray(self.vectors, np.float32))
+        starts = [i for i in range(len(ids)) if i == 0 or ids[i] != ids[i - 1]]
+        object.__setattr__(self, "_starts", np.asarray(starts, np.intp))
+        object.__setattr__(self, "_performers", tuple(ids[i] for i in starts))
 
     @classmethod
     def empty(cls, dimensions: int = 128) -> GalleryIndex:
@@ -67,17 +78,15 @@ class GalleryIndex:
     def __len__(self) -> int:
         return len(self.performer_ids)
 
-    def performer_scores(self, faces: np.ndarray) -> dict[str, float]:
-        """Per performer: mean over ``faces`` (K, D) of the best similarity to its embeddings."""
+    def performer_scores(self, faces: np.ndarray, top: int = 8) -> dict[str, float]:
+        """The ``top`` performers for ``faces`` (K, D): per performer, the mean over the faces of
+        the best similarity to any of its embeddings."""
         if not len(self) or not len(faces):
             return {}
         similarity = np.asarray(faces, np.float32) @ self.vectors.T  # (K, N)
-        scores: dict[str, float] = {}
-        ids = np.asarray(self.performer_ids)
-        for performer in dict.fromkeys(self.performer_ids):
-            best = similarity[:, ids == performer].max(axis=1)
-            scores[performer] = float(best.mean())
-        return scores
+        per_performer = np.maximum.reduceat(similarity, self._starts, axis=1).mean(axis=0)  # (P,)
+        best = np.argsort(-per_performer, kind="stable")[:top]
+        return {self._performers[i]: float(per_performer[i]) for i in best}
 
 
 @dataclass(frozen=True)
