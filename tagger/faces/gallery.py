@@ -11,12 +11,13 @@ Sources of a performer's embeddings (rows of the ``gallery`` table, per model):
   its best faces. Re-tagging the scene replaces them; so the gallery follows what users confirm.
 
 A model change (``model``) starts a new gallery: rows of other models are ignored, then dropped.
-Search is exact (numpy, one matrix product). Measured on this 2-core machine, per query of 128-d
-float32 unit vectors: 0.24 ms at 10,000 embeddings, 3.0 ms at 100,000, 17 ms at 500,000; a scene
-needs a few queries, against seconds of analysis. usearch 2.26 (HNSW, default settings) answered
-in 0.08-0.5 ms but took 45 s to build 100,000 and found only 44 % of the exact top 10 there. So
-an approximate index pays off only past about a million embeddings (200,000 performers with five
-faces each), far beyond a home library: exact search stays until a gallery that size exists.
+Search is exact (numpy: one matrix product, then a per-performer maximum). Measured on this
+2-core machine (bench/bench_performers.py --search), a 5-face query takes 0.8 ms against 10,000
+embeddings (2,000 performers) and 9 ms against 100,000 (20,000 performers); a scene needs a few
+queries, against seconds of analysis. usearch 2.26 (HNSW, default settings) answered in
+0.08-0.5 ms but took 45 s to build 100,000 random embeddings and found only 44 % of the exact top
+10 there. An approximate index would pay off only past about a million embeddings, far beyond a
+home library, so exact search stays until a gallery that size exists.
 """
 
 from __future__ import annotations
