@@ -466,6 +466,47 @@ def run_accuracy(rebuild: bool) -> None:
         scenes.append(analyse_scene(number, engine, gallery, path, placed))
     engine.close()
     report(scenes, gallery, started)
+    report_clusters(scenes, gallery)
+
+
+def report_clusters(scenes: Sequence[Scene], gallery: object) -> None:
+    """Unknown-person clustering: the tracks the matcher leaves unknown (at its defaults), clustered
+    across all scenes as the plugin does; purity and how each identity is split."""
+    from tagger.faces.cluster import FaceSample, cluster_faces
+    from tagger.faces.match import best_faces, face_quality, identify_tracks
+
+    samples, truth = [], {}
+    for scene in scenes:
+        identities = identify_tracks(scene.tracks, scene.detections, gallery)  # type: ignore[arg-type]
+        for identity, record in zip(identities, scene.records):
+            if identity.performer_id is not None or identity.track.detections < 2:
+                continue
+            chosen = best_faces(identity.track, scene.detections)
+            if not chosen:
+                continue
+            mean = np.mean([scene.detections[i].embedding for i in chosen], axis=0)
+            key = f"scene:{scene.number}/track:{identity.track.track}"
+            samples.append(
+                FaceSample(
+                    key,
+                    str(scene.number),
+                    (mean / np.linalg.norm(mean)).astype(np.float32),
+                    max(face_quality(scene.detections[i]) for i in chosen),
+                )
+            )
+            truth[key] = record.truth
+    clusters = cluster_faces(samples)
+    clustered = sum(len(c.members) for c in clusters)
+    majority = sum(Counter(truth[k] for k in c.members).most_common(1)[0][1] for c in clusters)
+    print(
+        f"\nunknown people: {len(samples)} unmatched tracks of {len(set(truth.values()))} identities; "
+        f"{len(clusters)} clusters holding {clustered} tracks; purity {majority / max(clustered, 1):.3f}"
+    )
+    for cluster in clusters:
+        who = Counter(truth[k] for k in cluster.members)
+        print(f"  cluster {cluster.id}: {dict(who)} in {len(cluster.scenes)} scenes")
+    left = Counter(truth[s.key] for s in samples if not any(s.key in c.members for c in clusters))
+    print(f"  not clustered (fewer than 3 close tracks): {dict(left)}")
 
 
 def report(scenes: Sequence[Scene], gallery: object, started: float) -> None:
