@@ -3,6 +3,11 @@
     {"mode": "review", "action": "list", "scene_id"?: "12", "status"?: "pending", "page"?: 1, "per_page"?: 25}
     {"mode": "review", "action": "accept", "id": 7}   applied (journaled, confirmed by the user)
     {"mode": "review", "action": "reject", "id": 7}   never suggested again for that scene
+    {"mode": "review", "action": "scene", "scene_id": "12"}   what the tagger applied to the
+        scene (tags, markers, performers, studio, each with score, model and evidence times) and
+        its pending suggestions: the scene page's AI tab
+    {"mode": "review", "action": "evidence", "scene_id": "12", "times": [3.5, 10]}   JPEG
+        thumbnails (data URLs, at most 8) of the scene's video at those times
     {"mode": "review", "action": "accept", "id": 9, "name": "New Name"}    an unknown person
         (kind ``cluster``) becomes a new performer, with its best face crop as image, added to
         its scenes; or ``"performer_id": "12"`` links it to an existing performer. Either way its
@@ -20,7 +25,7 @@ from tagger.errors import ConfigError
 from tagger.review import ReviewQueue
 from tagger.tasks import RunContext, write_lock
 
-ACTIONS = ("list", "accept", "reject")
+ACTIONS = ("list", "accept", "reject", "scene", "evidence")
 MAX_PER_PAGE = 200
 
 
@@ -45,6 +50,10 @@ def review(context: RunContext, args: dict[str, Any]) -> dict[str, Any]:
             "per_page": per_page,
             "suggestions": [item.to_dict() for item in items],
         }
+    if action == "scene":
+        return scene_results(context, _scene_id(args))
+    if action == "evidence":
+        return evidence(context, _scene_id(args), args.get("times"))
     suggestion_id = _whole(args, "id", None, 1, 2**62)
     suggestion = queue.get(suggestion_id)
     if suggestion is None:
@@ -167,6 +176,113 @@ def _accept(context: RunContext, queue: ReviewQueue, suggestion: Any) -> dict[st
         "run_id": run_id,
         "applied": applied.to_dict(),
     }
+
+
+def _scene_id(args: dict[str, Any]) -> str:
+    scene_id = str(args.get("scene_id") or "").strip()
+    if not scene_id:
+        raise ConfigError("scene_id: missing; give the id of the scene")
+    return scene_id
+
+
+def scene_results(context: RunContext, scene_id: str) -> dict[str, Any]:
+    """What the tagger added to a scene and still owns, with why, and what waits for review."""
+    from tagger.journal import Action, Journal
+    from tagger.plan import owned_on_scene
+
+    entries = Journal(context.store, "").done(scene_id=scene_id)
+    owned = owned_on_scene(entries)
+    reasons: dict[tuple[str, str], dict[str, Any]] = {}
+    for entry in entries:
+        if entry.target and entry.action in (
+            Action.ADD_TAG,
+            Action.CREATE_MARKER,
+            Action.UPDATE_MARKER,
+            Action.ADD_PERFORMER,
+            Action.SET_STUDIO,
+        ):
+            reasons[(entry.action.split("_")[-1], entry.target)] = {
+                **(entry.reason or {}),
+                "run_id": entry.run_id,
+            }
+    _, pending = ReviewQueue(context.store).list(scene_id=scene_id, per_page=MAX_PER_PAGE)
+    return {
+        "mode": "review",
+        "action": "scene",
+        "scene_id": scene_id,
+        "tags": [
+            {"id": t.tag_id, "name": t.name, "confirmed": t.confirmed, **reasons.get(("tag", t.tag_id), {})}
+            for t in owned.tags.values()
+        ],
+        "markers": [
+            {
+                "id": m.marker_id,
+                "title": m.state.title,
+                "seconds": m.state.seconds,
+                "end_seconds": m.state.end_seconds,
+                "tag": m.tag_name,
+                **reasons.get(("marker", m.marker_id), {}),
+            }
+            for m in owned.markers.values()
+        ],
+        "performers": [
+            {
+                "id": p.tag_id,
+                "name": p.name,
+                "confirmed": p.confirmed,
+                **reasons.get(("performer", p.tag_id), {}),
+            }
+            for p in owned.performers.values()
+        ],
+        "studio": (
+            {
+                "id": owned.studio.studio_id,
+                "confirmed": owned.studio.confirmed,
+                **reasons.get(("studio", owned.studio.studio_id), {}),
+            }
+            if owned.studio
+            else None
+        ),
+        "suggestions": [item.to_dict() for item in pending],
+    }
+
+
+MAX_EVIDENCE_FRAMES = 8
+EVIDENCE_WIDTH = 240
+
+
+def evidence(context: RunContext, scene_id: str, times: Any) -> dict[str, Any]:
+    """Small JPEG frames of the scene at ``times`` (the frames behind a decision), as data URLs."""
+    import base64
+
+    import cv2
+
+    from tagger.evidence import decode_at, thumb_size
+    from tagger.media.video import probe
+    from tagger.stash import media_source
+
+    if not isinstance(times, list) or not times or not all(isinstance(t, (int, float)) for t in times):
+        raise ConfigError("times: give a list of seconds, e.g. [3.5, 10]")
+    scene = context.client.find_scene(scene_id)
+    if scene is None:
+        raise ConfigError(f"scene {scene_id} does not exist in Stash")
+    source = media_source(scene, context.config.map_path, context.client.auth_headers)
+    info = probe(source.location, http_headers=source.headers or None)
+    wanted = [round(float(t), 6) for t in times[:MAX_EVIDENCE_FRAMES]]
+    images = decode_at(
+        source.location, info, wanted, thumb_size(info, EVIDENCE_WIDTH), http_headers=source.headers or None
+    )
+    frames = []
+    for t in wanted:
+        image = images.get(t)
+        if image is None:
+            continue
+        ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
+        if ok:
+            frames.append(
+                {"time": t, "image": "data:image/jpeg;base64," + base64.b64encode(jpeg.tobytes()).decode()}
+            )
+    return {"mode": "review", "action": "evidence", "scene_id": scene_id, "frames": frames}
 
 
 def _whole(args: dict[str, Any], key: str, default: int | None, low: int, high: int) -> int:

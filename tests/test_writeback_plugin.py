@@ -390,3 +390,20 @@ def test_queued_scenes_are_tagged_and_lose_the_queue_tag(plugin_dir: Path, serve
     assert canonical(server)["scenes"]["two"]["tags"] == ["Woman"]
     assert server.state.snapshot()["scenes"][1] == untouched
     assert run_tag(plugin_dir, server, "queue", data_dir, config_file).output["scenes"] == []
+
+
+def test_the_scene_tab_api_shows_what_was_applied_with_its_reasons_and_evidence(
+        plugin_dir: Path, server: StashTestServer, data_dir: Path, config_file: Path) -> None:
+    assert run_tag(plugin_dir, server, "untagged", data_dir, config_file).error is None
+    results = run_operation(plugin_dir, server, data_dir, config_file, {"action": "scene", "scene_id": "1"})
+    assert results.error is None, errors_in(results)
+    (woman,) = results.output["tags"]
+    assert woman["name"] == "Face Female" and woman["score"] >= 0.45 and woman["evidence"]
+    assert woman["model"].startswith("nudenet")
+    assert {m["tag"] for m in results.output["markers"]} == {"Face Female", "Shot"}
+    assert results.output["studio"]["evidence"] and results.output["studio"]["score"] >= 0.85
+    frames = run_operation(plugin_dir, server, data_dir, config_file,
+                           {"action": "evidence", "scene_id": "1", "times": woman["evidence"][:3]})
+    assert frames.error is None, errors_in(frames)
+    assert [f["time"] for f in frames.output["frames"]] == woman["evidence"][:3]
+    assert all(f["image"].startswith("data:image/jpeg;base64,") for f in frames.output["frames"])
