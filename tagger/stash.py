@@ -165,6 +165,14 @@ PERFORMER_CREATE = Operation(
     idempotent=False,
 )
 
+RUN_PLUGIN_TASK = Operation(  # args_map, not the deprecated args (stashapi's trap, see STASH.md)
+    "RunPluginTask",
+    """mutation RunPluginTask($plugin: ID!, $task: String!, $args: Map) {
+  runPluginTask(plugin_id: $plugin, task_name: $task, args_map: $args)
+}""",
+    idempotent=False,
+)
+
 ALL_STUDIOS = Operation(
     "AllStudios",
     "query AllStudios { findStudios(filter: {per_page: -1}) { studios { id name aliases } } }",
@@ -303,6 +311,11 @@ class StashClient:
         plugins = self.execute(PLUGIN_SETTINGS, {"ids": [plugin_id]})["configuration"]["plugins"]
         settings = (plugins or {}).get(plugin_id) or {}
         return settings if isinstance(settings, dict) else {}
+
+    def run_plugin_task(self, plugin_id: str, task_name: str, args: dict[str, Any]) -> str:
+        """Queue one of a plugin's tasks in Stash's job queue; returns the job id."""
+        return str(self.execute(RUN_PLUGIN_TASK, {"plugin": plugin_id, "task": task_name, "args": args})[
+            "runPluginTask"])
 
     def find_scene(self, scene_id: str) -> StashScene | None:
         scene = self.execute(FIND_SCENE, {"id": str(scene_id)})["findScene"]

@@ -157,6 +157,25 @@ class Store:
             raise
         self._db.execute("COMMIT")
 
+    # Small settings and flags --------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def claim(self, key: str, now: float, stale_after_s: float) -> bool:
+        """Test-and-set a flag in one transaction: True for the one caller that set it (it was
+        unset, or set longer ago than ``stale_after_s``), False for everyone else."""
+        with self.transaction() as db:
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            if row and row[0] and now - float(row[0]) < stale_after_s:
+                return False
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, repr(now)))
+            return True
+
     # The queue -------------------------------------------------------------------------------
     def enqueue(self, scene_ids: list[str], reason: str) -> int:
         """Add scenes to the queue (a scene already queued keeps its place); returns how many were new."""

@@ -96,6 +96,11 @@ def tag_scenes(context: RunContext, selection: str, args: dict[str, Any], *, dry
         raise ConfigError(f"selection: {selection!r} is not one of {', '.join(SELECTIONS)}")
     limit = _optional_int(args, "limit")
     context.client.use_api_key_if_set()  # an hour-long run must outlive the session cookie
+    if selection == "queue" and not dry_run:
+        from tagger.hook import release_queue_task_claim
+
+        # Before the queue is read: an import from now on asks for a task of its own.
+        release_queue_task_claim(context.store)
     scenes, total = _select(context, selection, args)
     if limit is not None:
         total = min(total, limit)
