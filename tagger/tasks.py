@@ -72,7 +72,8 @@ def run_mode(context: RunContext, mode: str, args: dict[str, Any]) -> dict[str, 
     if mode not in MODES:
         raise ConfigError(f"mode: {mode!r} is not a mode; choose one of: {', '.join(MODES)}")
     if mode == "report":
-        selection = str(args.get("selection") or ("scene" if args.get("scene_id") else "untagged"))
+        chosen = args.get("scene_id") or args.get("scene_ids")
+        selection = str(args.get("selection") or ("scene" if chosen else "untagged"))
         return tag_scenes(context, selection, args, dry_run=True)
     if mode in SELECTIONS:
         return tag_scenes(context, mode, args, dry_run=False)
@@ -489,13 +490,17 @@ def _select(context: RunContext, selection: str, args: dict[str, Any]) -> tuple[
     """The scenes a selection covers, lazily, with their count."""
     client, page_size = context.client, context.config.page_size
     if selection == "scene":
-        scene_id = args.get("scene_id")
-        if scene_id in (None, ""):
-            raise ConfigError("scene_id: missing; give the id of the scene to tag")
-        scene = client.find_scene(str(scene_id))
-        if scene is None:
-            raise StashError(f"scene {scene_id} does not exist in Stash")
-        return iter([scene]), 1
+        ids = _scene_ids(args)
+        found = []
+        for scene_id in ids:
+            scene = client.find_scene(scene_id)
+            if scene is None:
+                if len(ids) == 1:
+                    raise StashError(f"scene {scene_id} does not exist in Stash")
+                context.log.warning(f"scene {scene_id} does not exist in Stash; skipped")
+                continue
+            found.append(scene)
+        return iter(found), len(found)
     if selection == "queue":
         return _queued_scenes(context)
     done = context.store.processed_ids() if selection == "untagged" else set()
@@ -503,6 +508,21 @@ def _select(context: RunContext, selection: str, args: dict[str, Any]) -> tuple[
     total = max(0, (first[1] if first else 0) - len(done))
     scenes = (scene for scene, _ in client.iter_scenes(page_size=page_size) if scene.id not in done)
     return scenes, total
+
+
+def _scene_ids(args: dict[str, Any]) -> list[str]:
+    """``scene_id`` (one), or ``scene_ids`` (a list, or comma-separated: the scene list's selection)."""
+    many = args.get("scene_ids")
+    if isinstance(many, str):
+        many = [part for part in many.split(",") if part.strip()]
+    if many:
+        if not isinstance(many, list) or not all(str(i).strip().isdigit() for i in many):
+            raise ConfigError(f"scene_ids: {args.get('scene_ids')!r} is not a list of scene ids")
+        return list(dict.fromkeys(str(i).strip() for i in many))
+    scene_id = args.get("scene_id")
+    if scene_id in (None, ""):
+        raise ConfigError("scene_id: missing; give the id of the scene to tag")
+    return [str(scene_id)]
 
 
 def _queued_scenes(context: RunContext) -> tuple[Iterator[StashScene], int]:

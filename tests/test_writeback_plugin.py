@@ -407,3 +407,12 @@ def test_the_scene_tab_api_shows_what_was_applied_with_its_reasons_and_evidence(
     assert frames.error is None, errors_in(frames)
     assert [f["time"] for f in frames.output["frames"]] == woman["evidence"][:3]
     assert all(f["image"].startswith("data:image/jpeg;base64,") for f in frames.output["frames"])
+
+
+def test_the_scene_list_operation_tags_the_selected_scenes(plugin_dir: Path, server: StashTestServer,
+                                                          data_dir: Path, config_file: Path) -> None:
+    run = run_tag(plugin_dir, server, "scene", data_dir, config_file, {"scene_ids": "2,1,2"})
+    assert run.error is None, errors_in(run)
+    assert [scene["scene_id"] for scene in run.output["scenes"]] == ["2", "1"]
+    wrong = run_tag(plugin_dir, server, "scene", data_dir, config_file, {"scene_ids": "2;1"})
+    assert wrong.error == "scene_ids: '2;1' is not a list of scene ids"
