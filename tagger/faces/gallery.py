@@ -154,7 +154,8 @@ class Gallery:
         try:
             data = fetch(stamp)
         except StashError as error:
-            self._set_image(pid, name, stamp, None, "broken", str(error))
+            # No stamp: a network failure is retried at the next refresh (a bad image is not).
+            self._set_image(pid, name, None, None, "broken", str(error))
             return f"{who}: image not available ({error}); skipped"
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
         if image is None:
