@@ -173,6 +173,10 @@ class PerformerRecognition:
             # A track seen again keeps its cluster (track numbers are stable for cached analyses).
             rows = [(*row[:7], previous.get(row[0]), row[8]) for row in rows]
             db.executemany("INSERT INTO unknown_faces VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        kept = {row[0] for row in rows}
+        for key in previous:  # crops of tracks this analysis no longer has
+            if key not in kept:
+                self.crop_path(key).unlink(missing_ok=True)
         if rows:
             self._save_crops(result, [(row[0], boxes[row[0]]) for row in rows], headers)
         return len(rows)
