@@ -11,5 +11,9 @@ pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check --progr
 "${pip[@]}" -c constraints.txt -r requirements.txt -r requirements-dev.txt
 # Packages that declare opencv-python go in without dependencies (see requirements-nodeps.txt).
 "${pip[@]}" --no-deps -c constraints.txt -r requirements-nodeps.txt
+# The UI test's browser driver and page libraries (tests/ui/package-lock.json), when Node is here.
+if command -v npm >/dev/null 2>&1 && ! [ tests/ui/node_modules/.package-lock.json -nt tests/ui/package-lock.json ]; then
+  npm ci --prefix tests/ui --no-audit --no-fund --loglevel=error
+fi
 .venv/bin/ruff check .
 exec .venv/bin/python -m pytest "$@"
