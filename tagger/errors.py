@@ -13,7 +13,6 @@ traceback in the log.
     │   ├── StashAuthError          Stash refused our credentials
     │   └── GraphQLError            Stash answered with errors for an operation
     ├── MediaError           a video cannot be read (missing, corrupt, no video stream, too slow)
-    ├── NotAvailableError    the mode or feature is not built yet
     └── LockedError          another run of the tagger holds the lock
 """
 
@@ -56,9 +55,6 @@ class GraphQLError(StashError):
 class MediaError(TaggerError):
     """A video cannot be read."""
 
-
-class NotAvailableError(TaggerError):
-    """A mode or feature exists in the interface but is not built yet."""
 
 
 class LockedError(TaggerError):

@@ -43,23 +43,6 @@ class Action:
     REMOVE_QUEUE_TAG = "remove_queue_tag"  # the queue tag taken off a tagged scene (not undone)
 
 
-SCENE_ACTIONS = frozenset(
-    {
-        Action.ADD_TAG,
-        Action.REMOVE_TAG,
-        Action.ADD_PERFORMER,
-        Action.REMOVE_PERFORMER,
-        Action.CREATE_MARKER,
-        Action.UPDATE_MARKER,
-        Action.DESTROY_MARKER,
-        Action.SET_STUDIO,
-        Action.RESTORE_STUDIO,
-        Action.DECLINE,
-    }
-)
-"""Actions about one scene (the others are about tags as such)."""
-
-
 @dataclass(frozen=True)
 class JournalEntry:
     """One row of the journal."""

@@ -286,6 +286,26 @@ class PerformerRecognition:
         ).fetchall()
         return [(key, scene, np.frombuffer(blob, np.float32)) for key, scene, blob in rows]
 
+    def adopt_cluster(
+        self, cluster_id: int, performer_id: str, name: str, members: Sequence[tuple[str, str, np.ndarray]]
+    ) -> None:
+        """A cluster the user named: its faces join the performer's gallery and stop being unknown."""
+        assert self.gallery is not None
+        self.gallery.set_faces(
+            performer_id,
+            f"cluster:{cluster_id}",
+            [vector for _, _, vector in members],
+            [1.0] * len(members),
+            name=name,
+        )
+        with self.store.transaction() as db:
+            db.execute("DELETE FROM unknown_faces WHERE cluster_id = ?", (int(cluster_id),))
+        self._index = None
+
+    def best_crop(self, members: Sequence[tuple[str, str, np.ndarray]]) -> Path | None:
+        """The crop of a cluster's best face that is on disk, if any."""
+        return next((p for p in (self.crop_path(key) for key, _, _ in members) if p.is_file()), None)
+
 
 def faces_analyzer(engine: Any) -> Any | None:
     """The engine's faces analyzer (with its version), if faces are analysed."""

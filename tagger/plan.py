@@ -680,8 +680,8 @@ def _plan_markers(
     update: list[MarkerUpdate] = []
     kept = 0
     for found in findings.markers:
-        source = getattr(found, "source", CONTENT_SOURCE)
-        if source != SHOT_SOURCE and not _allowed(options, found.tag, getattr(found, "label", "") or None):
+        source = found.source
+        if source != SHOT_SOURCE and not _allowed(options, found.tag, found.label or None):
             continue
         key = tag_key(found.tag)
         span = (round(found.start, 3), round(max(found.end, found.start), 3))
@@ -795,16 +795,3 @@ def plan_from_suggestion(
             ),
         )
     raise ValueError(f"suggestion kind {kind!r} is not tag, studio or performer")
-
-
-def plan_summary(plan: ScenePlan) -> dict[str, Any]:
-    """Counts of a plan, for logs."""
-    return {
-        "tags": len(plan.add_tags),
-        "markers": len(plan.create_markers),
-        "moved": len(plan.update_markers),
-        "taken_back": len(plan.remove_tags) + len(plan.remove_markers),
-        "studio": plan.set_studio is not None,
-        "performers": len(plan.add_performers),
-        "suggestions": len(plan.suggestions),
-    }

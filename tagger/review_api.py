@@ -71,6 +71,17 @@ def review(context: RunContext, args: dict[str, Any]) -> dict[str, Any]:
     return _accept(context, queue, suggestion)
 
 
+def _review_run(context: RunContext) -> tuple[str, Any]:
+    """A run for one review action, and its applier (settled after any killed run)."""
+    from tagger.apply import Applier
+    from tagger.journal import Journal
+
+    run_id = context.store.start_run("review")
+    return run_id, Applier(
+        context.client, Journal(context.store, run_id), context.config.tag_parent, context.log.log
+    )
+
+
 def _accept_cluster(
     context: RunContext, queue: ReviewQueue, suggestion: Any, args: dict[str, Any]
 ) -> dict[str, Any]:
@@ -78,8 +89,6 @@ def _accept_cluster(
     import base64
 
     from tagger.analyzers import faces_version
-    from tagger.apply import Applier, scene_state
-    from tagger.journal import Journal
     from tagger.performers import PerformerRecognition
     from tagger.plan import REVIEW_SOURCE, PerformerChange, ScenePlan
 
@@ -90,27 +99,18 @@ def _accept_cluster(
     recognition = PerformerRecognition(
         context.store, context.client, None, context.log.log, model=faces_version()
     )
-    gallery = recognition.gallery
-    assert gallery is not None
     cluster_id = int(suggestion.payload["cluster_id"])
     members = recognition.cluster_members(cluster_id)
-    run_id = context.store.start_run("review")
-    applier = Applier(
-        context.client, Journal(context.store, run_id), context.config.tag_parent, context.log.log
-    )
+    run_id, applier = _review_run(context)
     with write_lock(context):
         applier.reconcile()
         if name:
-            crops = [recognition.crop_path(key) for key, _, _ in members]
-            crop = next((path for path in crops if path.is_file()), None)
-            image = (
-                ("data:image/jpeg;base64," + base64.b64encode(crop.read_bytes()).decode()) if crop else None
-            )
+            crop = recognition.best_crop(members)
+            image = "data:image/jpeg;base64," + base64.b64encode(crop.read_bytes()).decode() if crop else None
             performer_id = context.client.create_performer(name, image)
             context.log.info(f"performer {name!r} created ({performer_id}) from unknown person #{cluster_id}")
-        scenes = list(dict.fromkeys(scene for _, scene, _ in members))
         added = []
-        for scene_id in scenes:
+        for scene_id in dict.fromkeys(scene for _, scene, _ in members):
             scene = context.client.find_scene(scene_id)
             if scene is None or performer_id in scene.performer_ids:
                 continue
@@ -118,19 +118,11 @@ def _accept_cluster(
                 performer_id, name or performer_id, REVIEW_SOURCE, {"cluster": cluster_id}
             )
             applier.apply(
-                ScenePlan(scene_state(scene).id, add_performers=(change,)),
+                ScenePlan(scene.id, add_performers=(change,)),
                 reason={"confirmed": True, "suggestion": suggestion.id},
             )
             added.append(scene_id)
-        gallery.set_faces(
-            performer_id,
-            f"cluster:{cluster_id}",
-            [vector for _, _, vector in members],
-            [1.0] * len(members),
-            name=name or performer_id,
-        )
-        with context.store.transaction() as db:
-            db.execute("DELETE FROM unknown_faces WHERE cluster_id = ?", (cluster_id,))
+        recognition.adopt_cluster(cluster_id, performer_id, name or performer_id, members)
         queue.decide(suggestion.id, "accepted")
     context.store.finish_run(run_id, "done")
     return {
@@ -145,14 +137,10 @@ def _accept_cluster(
 
 
 def _accept(context: RunContext, queue: ReviewQueue, suggestion: Any) -> dict[str, Any]:
-    from tagger.apply import Applier, scene_state
-    from tagger.journal import Journal
+    from tagger.apply import scene_state
     from tagger.plan import plan_from_suggestion
 
-    run_id = context.store.start_run("review")
-    applier = Applier(
-        context.client, Journal(context.store, run_id), context.config.tag_parent, context.log.log
-    )
+    run_id, applier = _review_run(context)
     with write_lock(context):
         applier.reconcile()
         scene = context.client.find_scene(suggestion.scene_id)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -26,8 +26,7 @@ import pytest
 from tagger.analyzers.faces import FaceAnalyzer, align_face
 from tagger.faces import cluster as cluster_module
 from tagger.faces.cluster import MAX_DISTANCE, MIN_FACES, Cluster, FaceSample, cluster_faces
-
-Augment = Callable[[np.ndarray], np.ndarray]
+from tests.face_samples import VARIANTS
 
 IDENTITIES = ("p01", "p02", "p03", "p04", "p05", "p06", "p07", "p10")
 """Identities given every variant of every photo: 6 to 24 samples each."""
@@ -40,32 +39,6 @@ IMPOSTOR_VARIANTS = ("orig", "jpeg30")
 HELD_OUT = "p10"
 """The identity missing from the first run of the stability tests."""
 
-
-def _rotate(degrees: float, scale: float = 1.0) -> Augment:
-    def apply(image: np.ndarray) -> np.ndarray:
-        height, width = image.shape[:2]
-        matrix = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, scale)
-        return cv2.warpAffine(image, matrix, (width, height), borderMode=cv2.BORDER_REPLICATE)
-    return apply
-
-
-def _jpeg(quality: int) -> Augment:
-    def apply(image: np.ndarray) -> np.ndarray:
-        ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
-        assert ok
-        return cv2.imdecode(data, cv2.IMREAD_COLOR)
-    return apply
-
-
-VARIANTS: dict[str, Augment] = {
-    "orig": lambda image: image,
-    "rot+8": _rotate(8),
-    "small": lambda image: cv2.resize(image, None, fx=0.6, fy=0.6, interpolation=cv2.INTER_AREA),
-    "rot-8": _rotate(-8, 1.1),
-    "dark": lambda image: cv2.convertScaleAbs(image, alpha=0.7, beta=-10),
-    "jpeg30": _jpeg(30),
-}
-"""The augmentations, in order; the first three make up the first run of the stability tests."""
 
 FIRST_RUN_VARIANTS = ("orig", "rot+8", "small")
 

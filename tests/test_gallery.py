@@ -12,7 +12,7 @@ from the photos pasted in, analysed frame by frame, so that face crops can be cu
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tagger.analyzers.faces import FaceAnalyzer, align_face, face_details
+from tagger.analyzers.faces import FaceAnalyzer
 from tagger.decide.faces import FaceTrack, track_faces
 from tagger.detections import Detection
 from tagger.errors import StashError
@@ -32,6 +32,8 @@ from tagger.performers import MIN_UNKNOWN_APPEARANCES, PerformerRecognition
 from tagger.review import LIBRARY, ReviewQueue
 from tagger.stash import StashPerformer
 from tagger.store import Store
+from tests.face_samples import VARIANTS as ALL_VARIANTS
+from tests.face_samples import largest_face
 
 MODEL = "sface-test-1"
 """The face model version the gallery is kept for."""
@@ -41,41 +43,14 @@ URL = "http://stash.test:9999/performer/{id}/image?t={stamp}"
 
 DEFAULT_IMAGE = "http://stash.test:9999/performer/{id}/image?default=true"
 
-Augment = Callable[[np.ndarray], np.ndarray]
 Faces = dict[str, dict[str, Detection]]
 """Per photo ('p01/1'), per variant: its largest face."""
 
 
-def _rotate(degrees: float, scale: float = 1.0) -> Augment:
-    def apply(image: np.ndarray) -> np.ndarray:
-        height, width = image.shape[:2]
-        matrix = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, scale)
-        return cv2.warpAffine(image, matrix, (width, height), borderMode=cv2.BORDER_REPLICATE)
-    return apply
-
-
-VARIANTS: dict[str, Augment] = {
-    "orig": lambda image: image,
-    "rot+8": _rotate(8),
-    "small": lambda image: cv2.resize(image, None, fx=0.6, fy=0.6, interpolation=cv2.INTER_AREA),
-    "rot-8": _rotate(-8, 1.1),
-    "dark": lambda image: cv2.convertScaleAbs(image, alpha=0.7, beta=-10),
-}
+VARIANTS = {name: augment for name, augment in ALL_VARIANTS.items() if name != "jpeg30"}
+"""Mild augmentations only (no JPEG re-encoding)."""
 
 PHOTOS = ("p01/1", "p01/2", "p01/3", "p01/4", "p02/1", "p02/2", "p03/1", "p03/2", "p03/3", "p06/1", "p07/1")
-
-
-def _largest_face(analyzer: FaceAnalyzer, image: np.ndarray) -> Detection:
-    """The largest face of ``image`` as the faces analyzer reports it (time 0)."""
-    faces = analyzer.detect(image)
-    assert faces, "no face found"
-    face = max(faces, key=lambda f: float(f.box[2] * f.box[3]))
-    crop = align_face(image, face.landmarks)
-    measured = face_details(face.box, face.landmarks, crop)
-    return Detection(time=0.0, kind="face", label="face", score=float(face.score),
-                     box=tuple(float(v) for v in face.box),  # type: ignore[arg-type]
-                     embedding=analyzer.embed(crop[None])[0],
-                     details={key: measured[key] for key in ("size", "sharpness", "yaw")})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,7 +92,7 @@ def images(photo_files: dict[str, Path]) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def faces(analyzer: FaceAnalyzer, images: dict[str, np.ndarray]) -> Faces:
     """Per photo, per variant: the largest face."""
-    return {photo: {name: _largest_face(analyzer, augment(image)) for name, augment in VARIANTS.items()}
+    return {photo: {name: largest_face(analyzer, augment(image)) for name, augment in VARIANTS.items()}
             for photo, image in images.items()}
 
 
@@ -576,7 +551,7 @@ class TestRememberUnknown:
         assert _unknown_rows(recognition.store) == {key: (5, None)}
         crop = cv2.imread(str(recognition.crop_path(key)))
         assert crop is not None and crop.shape[0] < FRAME_SIZE[1] and crop.shape[1] < FRAME_SIZE[0]
-        face = _largest_face(analyzer, cv2.copyMakeBorder(crop, 60, 60, 60, 60, cv2.BORDER_REPLICATE))
+        face = largest_face(analyzer, cv2.copyMakeBorder(crop, 60, 60, 60, 60, cv2.BORDER_REPLICATE))
         assert float(face.embedding @ faces["p06/1"]["orig"].embedding) > 0.6  # type: ignore[operator]
         assert float(face.embedding @ faces["p01/1"]["orig"].embedding) < 0.4  # type: ignore[operator]
 

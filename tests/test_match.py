@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from tagger.analyzers.faces import FaceAnalyzer, align_face, face_details
+from tagger.analyzers.faces import FaceAnalyzer
 from tagger.decide.faces import FaceTrack, track_faces
 from tagger.detections import Detection
 from tagger.faces.match import (
@@ -36,8 +36,7 @@ from tagger.faces.match import (
     identify_tracks,
     scene_performers,
 )
-
-Augment = Callable[[np.ndarray], np.ndarray]
+from tests.face_samples import VARIANTS, largest_face
 
 PHOTOS = ("p01/1", "p01/2", "p01/3", "p01/4", "p02/1", "p02/2", "p03/1", "p03/2", "p03/3", "p04/1",
           "p05/1", "p06/1", "p07/1")
@@ -47,45 +46,6 @@ GALLERY_PHOTOS = {"p01": "p01/1", "p02": "p02/1", "p03": "p03/2", "p04": "p04/1"
 
 NAMES = {"p01": "Performer One", "p02": "Performer Two", "p03": "Performer Three", "p04": "Performer Four",
          "p05": "Performer Five"}
-
-
-def _rotate(degrees: float, scale: float = 1.0) -> Augment:
-    def apply(image: np.ndarray) -> np.ndarray:
-        height, width = image.shape[:2]
-        matrix = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, scale)
-        return cv2.warpAffine(image, matrix, (width, height), borderMode=cv2.BORDER_REPLICATE)
-    return apply
-
-
-def _jpeg(quality: int) -> Augment:
-    def apply(image: np.ndarray) -> np.ndarray:
-        ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
-        assert ok
-        return cv2.imdecode(data, cv2.IMREAD_COLOR)
-    return apply
-
-
-VARIANTS: dict[str, Augment] = {
-    "orig": lambda image: image,
-    "rot+8": _rotate(8),
-    "small": lambda image: cv2.resize(image, None, fx=0.6, fy=0.6, interpolation=cv2.INTER_AREA),
-    "rot-8": _rotate(-8, 1.1),
-    "dark": lambda image: cv2.convertScaleAbs(image, alpha=0.7, beta=-10),
-    "jpeg30": _jpeg(30),
-}
-
-
-def _largest_face(analyzer: FaceAnalyzer, image: np.ndarray) -> Detection:
-    """The largest face of ``image`` as the faces analyzer reports it (time 0)."""
-    faces = analyzer.detect(image)
-    assert faces, "no face found"
-    face = max(faces, key=lambda f: float(f.box[2] * f.box[3]))
-    crop = align_face(image, face.landmarks)
-    measured = face_details(face.box, face.landmarks, crop)
-    return Detection(time=0.0, kind="face", label="face", score=float(face.score),
-                     box=tuple(float(v) for v in face.box),  # type: ignore[arg-type]
-                     embedding=analyzer.embed(crop[None])[0],
-                     details={key: measured[key] for key in ("size", "sharpness", "yaw")})
 
 
 # --- fixtures ---------------------------------------------------------------------------------
@@ -108,7 +68,7 @@ def images(shared_dir: Path) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def faces(analyzer: FaceAnalyzer, images: dict[str, np.ndarray]) -> dict[str, dict[str, Detection]]:
     """Per photo, per variant: the largest face."""
-    return {photo: {name: _largest_face(analyzer, augment(image)) for name, augment in VARIANTS.items()}
+    return {photo: {name: largest_face(analyzer, augment(image)) for name, augment in VARIANTS.items()}
             for photo, image in images.items()}
 
 
@@ -416,14 +376,14 @@ class TestFaceQuality:
 
     def test_a_small_face_ranks_below_the_same_face_large(
             self, analyzer: FaceAnalyzer, images: dict[str, np.ndarray], frontal: Detection) -> None:
-        small = _largest_face(analyzer, cv2.resize(images["p01/1"], None, fx=0.16, fy=0.16,
+        small = largest_face(analyzer, cv2.resize(images["p01/1"], None, fx=0.16, fy=0.16,
                                                    interpolation=cv2.INTER_AREA))
         assert small.details is not None and small.details["size"] < 40
         assert face_quality(small) < 0.2 * face_quality(frontal)
 
     def test_a_blurred_face_ranks_below_the_same_face_sharp(
             self, analyzer: FaceAnalyzer, images: dict[str, np.ndarray], frontal: Detection) -> None:
-        blurred = _largest_face(analyzer, cv2.GaussianBlur(images["p01/1"], (0, 0), 5))
+        blurred = largest_face(analyzer, cv2.GaussianBlur(images["p01/1"], (0, 0), 5))
         assert blurred.details is not None and blurred.details["sharpness"] < 50
         assert face_quality(blurred) < 0.6 * face_quality(frontal)
 

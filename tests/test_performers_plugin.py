@@ -13,7 +13,6 @@ performer in those scenes.
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -174,4 +173,5 @@ def test_accepting_a_cluster_creates_the_performer_in_its_scenes(
     # The new performer's faces are in the gallery, and undo keeps what the user accepted.
     assert run_mode(plugin_dir, server, "undo", data_dir, config_file).error is None
     assert performers_by_scene(server)["alone"] == ["Stranger"]
-    assert json.dumps(accepted.output)
+    assert accepted.output["performer_id"] == str(stranger["id"])
+    assert sorted(accepted.output["scenes"]) == ["2", "3", "4"]
