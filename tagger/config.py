@@ -59,6 +59,14 @@ class Config:
     auto_tag_new: bool = False
     path_mappings: tuple[PathMapping, ...] = ()
     worker_url: str = ""
+    worker_token: str = ""
+    worker_host: str = "127.0.0.1"
+    worker_port: int = 9977
+    worker_jobs: int = 1
+    worker_grace: float = 30.0
+    worker_stash_url: str = ""
+    ray_address: str = ""
+    ray_gpus: float = 1.0
     time_budget: float = 1800.0
     page_size: int = 100
     threads: int = 0
@@ -271,6 +279,20 @@ OPTIONS: tuple[Option, ...] = (
            "'STASH=LOCAL;STASH2=LOCAL2' in Stash's settings.", "pathMappings"),
     Option("worker_url", _url, "Run the analysis on a worker at this URL instead of in Stash's "
            "Python.", "workerUrl"),
+    Option("worker_token", _text, "Shared secret between the plugin and the worker (both sides); "
+           "the worker refuses requests without it.", "workerToken"),
+    Option("worker_host", _text, "Address the worker listens on (127.0.0.1: this machine only; "
+           "0.0.0.0: every interface, e.g. in a container)."),
+    Option("worker_port", _number(int, 1, 65535), "Port the worker listens on."),
+    Option("worker_jobs", _number(int, 1, 64), "Jobs the worker runs at once; more wait in its queue."),
+    Option("worker_grace", _number(float, 0, 86400), "Seconds the worker keeps a job running after "
+           "its plugin stopped listening (a network blip); then it cancels the job (Stash's Stop)."),
+    Option("worker_stash_url", _url, "How the worker reaches Stash (e.g. http://stash:9999 in "
+           "Docker); empty: the address Stash gives the plugin."),
+    Option("ray_address", _text, "Run the analysis on a Ray cluster: 'auto', ray://host:10001, or "
+           "'local' for a cluster on this machine; empty: no Ray."),
+    Option("ray_gpus", _number(float, 0.0, 8.0), "GPUs each video's Ray task asks for when the "
+           "cluster has GPUs (fractions share one)."),
     Option("time_budget", _number(float, 0, 86400), "Seconds one video may take before it is "
            "abandoned with an error (0 = no limit)."),
     Option("page_size", _number(int, 1, 1000), "Scenes fetched from Stash per request."),
@@ -329,6 +351,18 @@ def read_config_file(path: Path) -> dict[str, Any]:
         if key not in _BY_NAME:
             raise _unknown_key(str(key), list(_BY_NAME), str(path))
     return data
+
+
+ENV_PREFIX = "AI_TAGGER_"
+"""``AI_TAGGER_<KEY>`` sets a key from the environment (e.g. AI_TAGGER_WORKER_TOKEN in Docker)."""
+
+_NOT_FROM_ENV = frozenset({"tags", "studios"})  # structured: config.yaml only
+
+
+def env_to_raw(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The keys set in the environment as ``AI_TAGGER_<KEY>`` (text, parsed like Stash's settings)."""
+    return {option.name: environ[ENV_PREFIX + option.name.upper()] for option in OPTIONS
+            if option.name not in _NOT_FROM_ENV and ENV_PREFIX + option.name.upper() in environ}
 
 
 def settings_to_raw(settings: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:

@@ -5,11 +5,19 @@ Runs inside the analysis runtime (after the bootstrap), so it may import PyYAML.
 
 from __future__ import annotations
 
+import os
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from tagger.config import Config, build_config, find_config_file, read_config_file, settings_to_raw
+from tagger.config import (
+    Config,
+    build_config,
+    env_to_raw,
+    find_config_file,
+    read_config_file,
+    settings_to_raw,
+)
 from tagger.filelock import FileLock
 from tagger.protocol import PluginInput, StashLog
 from tagger.stash import StashClient
@@ -21,15 +29,17 @@ PLUGIN_ID = "ai_tagger"
 
 def load_config(plugin_dir: Path, client: StashClient | None, log: StashLog, *,
                 config_path: str | None = None, flags: dict[str, Any] | None = None) -> Config:
-    """defaults < config.yaml < Stash's plugin settings < command-line flags, all checked."""
+    """defaults < config.yaml < AI_TAGGER_<KEY> variables < Stash's plugin settings < command-line
+    flags, all checked."""
     file_path = find_config_file(plugin_dir, config_path)
     file_layer = read_config_file(file_path) if file_path else {}
+    env_layer = env_to_raw(os.environ)
     settings_layer: dict[str, Any] = {}
     if client is not None:
         settings_layer, warnings = settings_to_raw(client.plugin_settings(PLUGIN_ID))
         for warning in warnings:
             log.warning(warning)
-    return build_config(file_layer, settings_layer, flags or {})
+    return build_config(file_layer, env_layer, settings_layer, flags or {})
 
 
 def open_run(config: Config, client: StashClient, data_dir: Path, log: StashLog,

@@ -9,6 +9,9 @@ streams to the test Stash server, which requires a session cookie (the page sets
 does). ``runPluginOperation`` runs the real plugin; ``runPluginTask`` records a job the test then
 moves through its states.
 
+A second stand-in, ``tests/ui/scenes.html``, is Stash's scene list with the patchable
+``SceneListOperations`` (its operations in a dropdown) and a card per scene.
+
 The library: one short video (a woman's face from ../shared, the watermark ``BRANDX.COM``, one cut)
 in four scenes, tagged once by the plugin: "view" has no studio (Brand X is set), "accept",
 "reject" and "refresh" have the user's studio (Brand X waits for review). The content model's
@@ -156,6 +159,9 @@ class FrontServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
+    def list_url(self, query: str = "") -> str:
+        return f"{self.url}{BASE}scenes" + (f"?{query}" if query else "")
+
     def scene_url(self, scene_id: int, query: str = "") -> str:
         return f"{self.url}{BASE}scenes/{scene_id}" + (f"?{query}" if query else "")
 
@@ -174,10 +180,11 @@ class _FrontHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.front.requests.append(("GET", self.path))
         path = self.path.split("?")[0]
-        if re.fullmatch(rf"{BASE}scenes/\d+", path):
+        if re.fullmatch(rf"{BASE}scenes(/\d+)?", path):
             # A logged-in user's page: the session cookie the UI must send with its requests.
             cookie = f"session={SESSION}; Path={BASE}; HttpOnly; SameSite=Lax"
-            self._send(200, (UI_DIR / "scene.html").read_bytes(), "text/html; charset=utf-8",
+            html = "scenes.html" if path.endswith("/scenes") else "scene.html"
+            self._send(200, (UI_DIR / html).read_bytes(), "text/html; charset=utf-8",
                        {"Set-Cookie": cookie})
         elif path in (f"{BASE}plugin/ai_tagger/javascript", f"{BASE}plugin/ai_tagger/css"):
             kind = "javascript" if path.endswith("javascript") else "css"
@@ -302,6 +309,10 @@ class Page:
     def open(self, scene_id: int, query: str = "") -> None:
         self.browser.call("open", url=self.site.scene_url(scene_id, query))
         self.wait(".scene-toolbar-group .ai-tagger-button")
+
+    def open_list(self, query: str = "") -> None:
+        self.browser.call("open", url=self.site.list_url(query))
+        self.wait(".scene-card")
 
     def open_tab(self, scene_id: int) -> None:
         self.open(scene_id)
@@ -575,3 +586,83 @@ def test_without_the_patchable_tabs_the_panel_goes_under_the_scene_details(page:
     page.click(".ai-tagger-fallback .ai-tagger-marker:has-text('Shot 2') .ai-tagger-seek")
     assert page.eval("document.querySelector('video').currentTime") == 6.0
     page.screenshot("fallback.png", ".scene-tabs")
+
+
+# ---- the scene list's operation ------------------------------------------------------------------
+
+
+def card(scene_id: int) -> str:
+    return f".scene-card:has(a[href='{BASE}scenes/{scene_id}'])"
+
+
+def page_order(page: Page) -> list[str]:
+    """Scene ids in the order the list shows them (Stash's sort, not ids)."""
+    return [str(href).rsplit("/", 1)[1] for href in page.attrs(".scene-card a", "href")]
+
+
+def test_the_list_operation_queues_tag_selected_scenes_for_the_selected_scenes(page: Page,
+                                                                               library: Library) -> None:
+    page.open_list()
+    chosen = [library.scenes["reject"], library.scenes["accept"]]
+    for scene_id in chosen:
+        page.click(f"{card(scene_id)} .card-check")
+    page.click(".list-operations-toggle")
+    before = last_job_id(library.server)
+    page.click(".ai-tagger-list-operation")
+    job = new_job(library.server, before)
+    in_page_order = [i for i in page_order(page) if int(i) in chosen]
+    assert (job["task_name"], job["args_map"]) == \
+        ("Tag selected scenes", {"mode": "scene", "scene_ids": ",".join(in_page_order)})
+    page.wait_text(".ai-tagger-toast-success .toast-body", "AI tagging of 2 scenes queued.")
+
+
+def test_without_a_selection_the_list_operation_tags_the_scenes_on_the_page(page: Page,
+                                                                             library: Library) -> None:
+    page.open_list()
+    page.click(".list-operations-toggle")
+    assert page.text(".ai-tagger-list-operation") == "AI tag scenes on this page"
+    before = last_job_id(library.server)
+    page.click(".ai-tagger-list-operation")
+    job = new_job(library.server, before)
+    shown = page_order(page)
+    assert sorted(shown) == sorted(str(i) for i in library.scenes.values())
+    assert job["args_map"]["scene_ids"] == ",".join(shown)
+    library.server.state.set_job(job["id"], status="FINISHED", progress=1.0)
+    page.wait_text(".ai-tagger-toasts", "AI tagging of 4 scenes finished.")
+
+
+def test_a_failed_list_job_shows_its_error(page: Page, library: Library) -> None:
+    page.open_list()
+    page.click(f"{card(library.scenes['view'])} .card-check")
+    page.click(".list-operations-toggle")
+    assert page.text(".ai-tagger-list-operation") == "AI tag selected scenes"
+    before = last_job_id(library.server)
+    page.click(".ai-tagger-list-operation")
+    job = new_job(library.server, before)
+    library.server.state.set_job(job["id"], status="FAILED", error="Stash is not reachable")
+    page.wait(".ai-tagger-toast-error")
+    assert page.text(".ai-tagger-toast-error .toast-body") == "Stash is not reachable"
+
+
+def test_without_the_patchable_operations_a_toolbar_button_tags_the_selection(page: Page,
+                                                                              library: Library) -> None:
+    page.open_list("plain=1")
+    page.wait(".filtered-list-toolbar .ai-tagger-list-button")
+    page.click(f"{card(library.scenes['refresh'])} .card-check")
+    before = last_job_id(library.server)
+    page.click(".ai-tagger-list-button")
+    job = new_job(library.server, before)
+    assert job["args_map"] == {"mode": "scene", "scene_ids": str(library.scenes["refresh"])}
+    page.wait_text(".ai-tagger-list-button", "AI tag: queued")
+    library.server.state.set_job(job["id"], status="FINISHED", progress=1.0)
+    page.wait_text(".ai-tagger-toasts", "AI tagging of 1 scene finished.")
+    assert page.text(".ai-tagger-list-button") == "AI tag"
+    page.screenshot("scene-list.png")
+
+
+def test_with_the_patchable_operations_there_is_no_extra_toolbar_button(page: Page, library: Library) -> None:
+    page.open_list()
+    page.click(".list-operations-toggle")
+    page.wait(".ai-tagger-list-operation")
+    assert page.count(".ai-tagger-list-button") == 0
+    page.screenshot("scene-list-menu.png")

@@ -7,6 +7,11 @@
 //   tagger applied to the scene (tags, markers, performers, studio, each with score and model), the
 //   frames behind each finding, the suggestions waiting for review (Accept / Reject), and "Undo for
 //   this scene". A Stash without those components gets the same panel under the scene details.
+// - "AI tag selected scenes" in the scene list's operations menu (PluginApi.patch.before on
+//   "SceneListOperations", Stash v0.30+): queues the task "Tag selected scenes" for the selected
+//   scenes, or for the scenes on the current page when nothing is selected. The component's props
+//   carry no ids, so they are read from the page (the checked cards' and rows' scene links). A
+//   Stash without that component gets the same action as a button in the list's toolbar.
 //
 // Everything goes through Stash's GraphQL endpoint (<base href>graphql, so a base path works), with
 // the browser's session cookie: runPluginTask (sent directly: StashService.mutateRunPluginTask drops
@@ -17,7 +22,9 @@
 
   const PLUGIN_ID = "ai_tagger";
   const TASK_TAG_SCENE = "Tag one scene";
+  const TASK_TAG_SCENES = "Tag selected scenes";
   const TASK_UNDO = "Undo";
+  const LIST_BUTTON_CLASS = "ai-tagger-list-button";
   const BUTTON_CLASS = "ai-tagger-button";
   const TAB_KEY = "ai-tagger-panel";
   const FALLBACK_CLASS = "ai-tagger-fallback";
@@ -268,6 +275,110 @@
     } else if (button.dataset.sceneId !== sceneId) {
       showButtonState(button, sceneId); // Stash reused the toolbar for another scene
     }
+  }
+
+  // ---- the scene list's operation -------------------------------------------------------------
+
+  /** True on a scene list page (/scenes, under any base path), not on one scene or the markers. */
+  function onSceneList() {
+    return /\/scenes\/?$/.test(window.location.pathname);
+  }
+
+  /** The scene id a link points at, or null (/scenes/markers and the like are not scenes). */
+  function linkedSceneId(link) {
+    const match = (link.getAttribute("href") || "").match(/\/scenes\/(\d+)(?:[/?#]|$)/);
+    return match ? match[1] : null;
+  }
+
+  /** Scene ids in page order: of the selected (checked) cards and table rows, or of every scene
+   * shown when nothing is selected. Stash's SceneListOperations props carry no ids. */
+  function listedSceneIds(selectedOnly) {
+    const items = document.querySelectorAll(".scene-card, .scene-list-table tbody tr, .wall-item");
+    const ids = [];
+    for (const item of items) {
+      if (selectedOnly && !item.querySelector('input[type="checkbox"]:checked')) continue;
+      for (const link of item.querySelectorAll("a[href]")) {
+        const id = linkedSceneId(link);
+        if (id) {
+          if (!ids.includes(id)) ids.push(id);
+          break;
+        }
+      }
+    }
+    return ids;
+  }
+
+  let listRunning = false;
+
+  async function tagListedScenes(selectedOnly) {
+    if (listRunning) {
+      showToast("AI tagging of a scene list is already running; wait for its toast.", "error");
+      return;
+    }
+    const ids = listedSceneIds(selectedOnly);
+    if (!ids.length) {
+      showToast(selectedOnly ? "No selected scene found on this page." : "No scenes on this page.", "error");
+      return;
+    }
+    const what = plural(ids.length, "scene");
+    listRunning = true;
+    const button = document.querySelector("." + LIST_BUTTON_CLASS);
+    const show = (label) => {
+      const current = document.querySelector("." + LIST_BUTTON_CLASS);
+      if (current) {
+        current.textContent = label || "AI tag";
+        current.disabled = Boolean(label);
+      }
+    };
+    try {
+      const jobId = await runTask(TASK_TAG_SCENES, { mode: "scene", scene_ids: ids.join(",") });
+      showToast("AI tagging of " + what + " queued.", "success");
+      if (button) show(jobLabel("AI tag", null));
+      const job = await watchJob(jobId, (current) => show(jobLabel("AI tag", current)));
+      if (job.status === "FINISHED") showToast("AI tagging of " + what + " finished.", "success");
+      else if (job.status === "GONE") showToast("The job left Stash's job list before it ended; see Stash's log.", "error");
+      else showToast(job.error || "AI tagging of " + what + " " + job.status.toLowerCase() + ".", "error");
+    } catch (error) {
+      showToast("Could not tag the scenes: " + (error.message || error), "error");
+    } finally {
+      listRunning = false;
+      show(null);
+    }
+  }
+
+  /** The operation Stash's menu shows; its text says which scenes it covers. */
+  function listOperation(hasSelection) {
+    return {
+      text: hasSelection ? "AI tag selected scenes" : "AI tag scenes on this page",
+      onClick: () => tagListedScenes(Boolean(hasSelection)),
+      className: "ai-tagger-list-operation",
+    };
+  }
+
+  function patchSceneList() {
+    PluginApi.patch.before("SceneListOperations", function (props) {
+      const operations = (props && props.operations) || [];
+      return [Object.assign({}, props, { operations: operations.concat([listOperation(props && props.hasSelection)]) })];
+    });
+  }
+
+  /** Without the patchable component (Stash before v0.30): a button in the list's toolbar. */
+  function addListButton() {
+    if (!onSceneList()) return;
+    const toolbar = document.querySelector(".filtered-list-toolbar");
+    if (!toolbar || toolbar.querySelector("." + LIST_BUTTON_CLASS)) return;
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "btn btn-secondary " + LIST_BUTTON_CLASS;
+    button.title = "Tag the selected scenes (or, with none selected, this page's scenes) with the AI tagger";
+    button.textContent = "AI tag";
+    button.addEventListener("click", () => {
+      const selected = document.querySelector(
+        '.scene-card input[type="checkbox"]:checked, .scene-list-table tbody tr input[type="checkbox"]:checked'
+      );
+      tagListedScenes(Boolean(selected));
+    });
+    toolbar.appendChild(button);
   }
 
   // ---- the AI panel (React) -----------------------------------------------------------------
@@ -747,6 +858,14 @@
     }, FALLBACK_DELAY_MS);
   }
 
+  if (PluginApi && PluginApi.patch) patchSceneList();
+
+  /** Stash registers a patchable component in PluginApi.components when its (lazily loaded)
+   * module loads, so on a rendered scene list this tells whether the menu item is there. */
+  function listPatchable() {
+    return Boolean(PluginApi && PluginApi.patch && PluginApi.components && PluginApi.components.SceneListOperations);
+  }
+
   const canRender = Boolean(AiPanel && PluginApi.ReactDOM);
   if (AiPanel && PluginApi.patch && Bootstrap && Bootstrap.Nav && Bootstrap.Tab) {
     patchScenePage();
@@ -756,6 +875,7 @@
 
   function onPageChange() {
     addButton();
+    if (!listPatchable()) addListButton();
     if (canRender) checkFallback();
   }
 

@@ -50,6 +50,13 @@
     });
   }
 
+  // PatchComponent: the component's calls go through the patches; it is listed in components.
+  function patchComponent(name, fn) {
+    const patched = patchFunction(name, fn);
+    components[name] = patched;
+    return patched;
+  }
+
   function patchContainerComponent(name) {
     const container = patchFunction(name, function (props) {
       return React.createElement(React.Fragment, null, props.children);
@@ -84,5 +91,5 @@
   };
 
   // For the fake scene page (Scene.tsx does the same with src/patch).
-  window.TestStash = { patchContainerComponent };
+  window.TestStash = { patchComponent, patchContainerComponent };
 })();
