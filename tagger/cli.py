@@ -4,6 +4,7 @@
     python ai_tagger.py demo                          make a sample video and analyse it
     python ai_tagger.py run --stash-url URL --mode MODE [--scene-id ID] [--dry-run]
     python ai_tagger.py doctor [--stash-url URL]     check this machine and the connection
+    python ai_tagger.py serve [--host H --port P]     the worker service (tagger.worker)
     python ai_tagger.py package [--out DIR]          build the plugin zip and source index
 
 Commands only parse flags into a configuration; the work is in the modules they call. A
@@ -59,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stash(doctor)
     _add_common(doctor)
 
+    serve = commands.add_parser("serve", help="run the worker service (Stash's plugin forwards its tasks)")
+    serve.add_argument("--host", help="address to listen on (default worker_host: 127.0.0.1, this machine)")
+    serve.add_argument("--port", type=int, help="port to listen on (default worker_port: 9977)")
+    _add_common(serve)
+
     package = commands.add_parser("package", help="build the plugin zip and a source index")
     package.add_argument("--out", default="dist", help="output folder (default: dist)")
     return parser
@@ -82,7 +88,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 def config_flags(args: argparse.Namespace) -> dict[str, Any]:
     """The configuration layer given on the command line (only flags that were set)."""
     names = {"interval": "interval", "sampling": "sampling", "analyzers": "analyzers",
-             "stash_url": "stash_url", "api_key": "api_key"}
+             "stash_url": "stash_url", "api_key": "api_key", "host": "worker_host", "port": "worker_port"}
     flags = {key: getattr(args, attr) for attr, key in names.items() if getattr(args, attr, None) is not None}
     if getattr(args, "path_mapping", None):
         flags["path_mappings"] = ";".join(args.path_mapping)
@@ -142,6 +148,13 @@ def _dispatch(args: argparse.Namespace, plugin_dir: Path, log: StashLog, guard: 
         return 0
     if args.command == "run":
         return _run(args, plugin_dir, log, guard)
+    if args.command == "serve":
+        from tagger.worker import serve
+
+        guard.restore()  # the service's jobs print nothing here; uvicorn may log to the terminal
+        config = load_config(plugin_dir, None, log, config_path=args.config, flags=config_flags(args))
+        serve(plugin_dir, config, log)
+        return 0
     raise AssertionError(args.command)
 
 

@@ -2,7 +2,8 @@
 
 Checks Python, the runtime packages, ONNX Runtime's providers (GPU or not), the model manifest, the
 data folder, the configuration, and, when a Stash URL is known, that Stash answers (with its
-version) and how a sample scene's file would be read (mapped path, Stash's path, or stream).
+version), how each of Stash's library folders is read here (through a path mapping, at Stash's own
+path, or streamed from Stash), and how a sample scene's file would be read.
 """
 
 from __future__ import annotations
@@ -116,6 +117,7 @@ def _stash(config: Any) -> list[tuple[str, str]]:
     try:
         version = client.version()
         lines = [(OK, f"Stash {version} answers at {config.stash_url}")]
+        lines += library_lines(client.library_folders(), config)
         first = next(client.iter_scenes(page_size=1), None)
         if first is None:
             return [*lines, (INFO, "Stash has no scenes yet; path mapping not checked")]
@@ -129,3 +131,23 @@ def _stash(config: Any) -> list[tuple[str, str]]:
     return [*lines, (INFO, f"scene {scene.id}: {file_path} is not readable here; it will be "
                            "streamed from Stash (slower). Add a path mapping if the files are on "
                            "this machine.")]
+
+
+def library_lines(folders: list[str], config: Any) -> list[tuple[str, str]]:
+    """How each library folder of Stash is read on this machine (a mapping's own folder is checked
+    with the configuration)."""
+    lines: list[tuple[str, str]] = []
+    for folder in folders:
+        mapped = config.map_path(folder)
+        if mapped is not None and Path(mapped).is_dir():
+            lines.append((OK, f"library {folder}: read here as {mapped} (path mapping)"))
+        elif mapped is not None:
+            lines.append((FIX, f"library {folder}: mapped to {mapped}, which does not exist here; its videos "
+                               "would be streamed from Stash (slower). Correct the mapping"))
+        elif Path(folder).is_dir():
+            lines.append((OK, f"library {folder}: read here at the same path"))
+        else:
+            lines.append((INFO, f"library {folder}: not on this machine; its videos are streamed from "
+                                f"Stash (slower). Add a path mapping {folder}=<this machine's folder> if it "
+                                "is here"))
+    return lines

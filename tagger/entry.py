@@ -69,6 +69,11 @@ def plugin_main(stdin_text: str, plugin_dir: Path) -> int:
 def _run_plugin(plugin_input: PluginInput, stdin_text: str, plugin_dir: Path, log: StashLog,
                 restore_stdout: Any) -> Any:
     data = data_dir(plugin_dir)
+    from tagger.relay import forward, worker_target
+
+    target = worker_target(plugin_input, plugin_dir, data)
+    if target is not None:  # the analysis runs on the worker; this process only relays
+        return forward(target, stdin_text, log)
     if plugin_input.mode == "hook":
         from tagger.hook import handle_hook
 

@@ -17,6 +17,8 @@ creates scenes, so its own writes cannot trigger this hook (``Scene.Create.Post`
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -38,9 +40,9 @@ TASK_CLAIM = "queue_task_requested_at"
 CLAIM_STALE_S = 6 * 3600.0
 """A claim older than this is stale (the task was removed from Stash's queue before it ran)."""
 
-SETTING_CACHE = "auto_tag_new"
+SETTING_CACHE = "plugin_settings"
 SETTING_CACHE_S = 60.0
-"""The auto-tag setting is read from Stash at most this often."""
+"""The plugin's settings are read from Stash at most this often on the hook path."""
 
 
 def handle_hook(plugin_input: PluginInput, data_dir: Path, log: StashLog) -> dict[str, Any]:
@@ -70,15 +72,8 @@ def handle_hook(plugin_input: PluginInput, data_dir: Path, log: StashLog) -> dic
 def _request_queue_task(plugin_input: PluginInput, store: Store, log: StashLog) -> str | None:
     """Ask Stash for one queue task per burst of imports, when auto-tagging is on."""
     from tagger.errors import StashError
-    from tagger.stash import StashClient
 
-    client = StashClient(
-        url=plugin_input.server.url,
-        session_cookie=plugin_input.server.session_cookie,
-        attempts=2,
-        backoff=0.1,
-        timeout=5.0,
-    )
+    client = hook_client(plugin_input)
     now = time.time()
     try:
         if not _auto_tag_new(store, client, now):
@@ -97,25 +92,41 @@ def _request_queue_task(plugin_input: PluginInput, store: Store, log: StashLog) 
     return job
 
 
-def _auto_tag_new(store: Store, client: Any, now: float) -> bool:
-    """The *Tag new imports automatically* setting, cached in the store for a minute."""
+def cached_settings(store: Store, client: Any, now: float) -> dict[str, Any]:
+    """The plugin's settings in Stash, read at most once a minute (cached in the store).
+
+    Raises:
+        StashError: Stash did not answer (remembered as "no settings" for a minute).
+    """
     cached = store.get_meta(SETTING_CACHE)
     if cached:
-        value, _, stamp = cached.partition("@")
-        if stamp and now - float(stamp) < SETTING_CACHE_S:
-            return value == "1"
+        with contextlib.suppress(ValueError, TypeError):
+            stamp, values = json.loads(cached)
+            if now - float(stamp) < SETTING_CACHE_S and isinstance(values, dict):
+                return values
     from tagger.errors import StashError
 
     try:
-        setting = client.plugin_settings(PLUGIN_ID).get("autoTagNew")
+        values = client.plugin_settings(PLUGIN_ID)
     except StashError:
-        store.set_meta(SETTING_CACHE, f"0@{now!r}")  # Stash is not answering: ask again in a minute
+        store.set_meta(SETTING_CACHE, json.dumps([now, {}]))  # not answering: ask again in a minute
         raise
-    enabled = setting is True or (
-        isinstance(setting, str) and setting.strip().lower() in ("true", "1", "yes")
-    )
-    store.set_meta(SETTING_CACHE, f"{int(enabled)}@{now!r}")
-    return enabled
+    store.set_meta(SETTING_CACHE, json.dumps([now, values]))
+    return values
+
+
+def hook_client(plugin_input: PluginInput) -> Any:
+    """A client that gives up fast: a hook runs inside Stash's scan."""
+    from tagger.stash import StashClient
+
+    return StashClient(url=plugin_input.server.url, session_cookie=plugin_input.server.session_cookie,
+                       attempts=2, backoff=0.1, timeout=5.0)
+
+
+def _auto_tag_new(store: Store, client: Any, now: float) -> bool:
+    """The *Tag new imports automatically* setting (cached_settings)."""
+    setting = cached_settings(store, client, now).get("autoTagNew")
+    return setting is True or (isinstance(setting, str) and setting.strip().lower() in ("true", "1", "yes"))
 
 
 def release_queue_task_claim(store: Store) -> None:

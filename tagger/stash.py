@@ -66,6 +66,8 @@ fragment SceneForTagging on Scene {
 
 VERSION = Operation("Version", "query Version { version { version hash build_time } }")
 API_KEY = Operation("ApiKey", "query ApiKey { configuration { general { apiKey } } }")
+LIBRARY_FOLDERS = Operation(
+    "LibraryFolders", "query LibraryFolders { configuration { general { stashes { path excludeVideo } } } }")
 PLUGIN_SETTINGS = Operation(
     "PluginSettings",
     "query PluginSettings($ids: [ID!]) { configuration { plugins(include: $ids) } }",
@@ -305,6 +307,11 @@ class StashClient:
         """Stash's version string, e.g. ``v0.30.1``."""
         version = self.execute(VERSION)["version"]
         return str(version.get("version") or version.get("hash") or "unknown")
+
+    def library_folders(self) -> list[str]:
+        """Stash's library folders that hold videos, as paths on Stash's machine."""
+        stashes = self.execute(LIBRARY_FOLDERS)["configuration"]["general"]["stashes"] or []
+        return [str(entry["path"]) for entry in stashes if not entry.get("excludeVideo")]
 
     def plugin_settings(self, plugin_id: str) -> dict[str, Any]:
         """The settings the user saved for this plugin in Stash (absent keys were never touched)."""

@@ -90,6 +90,32 @@ def test_doctor_checks_this_machine_and_stash(library: Path) -> None:
     assert any("scene 1: Stash's" in line and "is read here as" in line for line in lines)
 
 
+def test_doctor_shows_how_each_library_folder_is_read_here(library: Path, tmp_path: Path) -> None:
+    here = tmp_path / "media"
+    here.mkdir()
+    with StashTestServer() as stash:
+        folders = [("/data/videos", False), (str(library), False), ("/mnt/elsewhere", False),
+                   ("/data/pictures", True)]  # images only: not the tagger's business
+        stash.state.general["stashes"] = [{"path": path, "excludeVideo": images_only, "excludeImage": False}
+                                          for path, images_only in folders]
+        done = cli("doctor", "--stash-url", stash.url, "--path-mapping", f"/data={here}")
+    lines = done.stdout.splitlines()
+    assert f"OK  library /data/videos: read here as {here}/videos (path mapping)" not in lines  # not made
+    assert f"FIX library /data/videos: mapped to {here}/videos, which does not exist here; its videos " \
+           "would be streamed from Stash (slower). Correct the mapping" in lines
+    assert f"OK  library {library}: read here at the same path" in lines
+    assert any(line.startswith(" -  library /mnt/elsewhere: not on this machine") for line in lines)
+    assert not [line for line in lines if "/data/pictures" in line]
+    assert done.returncode == 1  # the mapping to fix
+
+    (here / "videos").mkdir()
+    with StashTestServer() as stash:
+        stash.state.general["stashes"] = [{"path": "/data/videos", "excludeVideo": False,
+                                           "excludeImage": False}]
+        done = cli("doctor", "--stash-url", stash.url, "--path-mapping", f"/data={here}")
+    assert f"OK  library /data/videos: read here as {here}/videos (path mapping)" in done.stdout.splitlines()
+
+
 def test_doctor_names_what_to_fix_when_stash_is_down() -> None:
     server = StashTestServer().start()
     server.stop()

@@ -33,10 +33,9 @@ import shutil
 import subprocess
 import tempfile
 import threading
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -46,6 +45,7 @@ import cv2
 import pytest
 
 from tagger.media.sample import make_sample_video
+from tests.polling import wait_until
 from tests.stash_server import PluginRun, StashTestServer, load_manifest, run_plugin, task_args
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -367,16 +367,6 @@ def page(browser: Browser, site: FrontServer, capsys: pytest.CaptureFixture[str]
     events = opened.events()
     # Names render as text: no alert(), and React/the page logged no error (a broken <img> would).
     assert events == {"dialogs": [], "consoleErrors": [], "pageErrors": []}
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"not true within {timeout} s: {condition}")
 
 
 def new_job(server: StashTestServer, after: int) -> dict[str, Any]:

@@ -39,7 +39,7 @@ class State:
         self.markers: dict[int, Record] = {}
         self.jobs: dict[int, Record] = {}
         self.plugin_config: dict[str, dict[str, Any]] = {}
-        self.general: Record = {"apiKey": ""}
+        self.general: Record = {"apiKey": "", "stashes": []}
         self.operation_handlers: dict[str, OperationHandler] = {}
         self.operations: list[Record] = []
         self._next_id: dict[str, int] = {}

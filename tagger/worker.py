@@ -1,0 +1,502 @@
+"""The worker service (``ai_tagger.py serve``): the plugin's tasks run here, where the GPU is.
+
+Stash's side of the plugin (``tagger.relay``, standard library only) posts the task: the very JSON
+Stash gave it on stdin. The worker queues it, runs at most ``worker_jobs`` at once, and runs each
+the way Stash runs a raw plugin: ``ai_tagger.py`` in a child process, the JSON on its stdin, Stash's
+log protocol read from its stderr, one JSON object read from its stdout. So a task gives the same
+output here as in Stash's own Python, and a cancel is what a Stop in Stash is (a kill, which the
+write-back journal makes safe); a crash in a job cannot take the service down.
+
+HTTP API (Starlette on uvicorn; every route but /health needs ``Authorization: Bearer <token>``):
+
+    POST /jobs                 {"input": <Stash's stdin object>, "detach": false} -> 202 {"id", ...}
+    GET  /jobs                 the jobs the worker remembers, newest first
+    GET  /jobs/{id}            status, progress, output, error
+    GET  /jobs/{id}/events     NDJSON: {"seq", "type": "log"|"progress"|"end", ...}, from ?after=SEQ;
+                               a {"type": "ping"} line every PING_S while nothing happens
+    POST /jobs/{id}/cancel     stops a queued or running job
+    GET  /health               {"status": "ok"} (no token: for container health checks)
+
+A client that goes away does not stop a job: it may reconnect with ``?after=`` and read on. But a
+job posted without ``detach`` belongs to the plugin process that relays it; when nobody has been
+listening for ``worker_grace`` seconds (Stash's Stop kills the relay with SIGKILL, which cannot
+say goodbye), the worker cancels it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import os
+import signal
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tagger.errors import ConfigError
+
+PING_S = 5.0
+"""Seconds between keep-alive lines on an idle event stream (the relay's read timeout is 3x)."""
+
+KILL_WAIT_S = 5.0
+"""After SIGTERM, seconds a cancelled job's processes get before SIGKILL."""
+
+MAX_EVENTS = 20_000
+"""Events kept per job; older log lines are dropped first (a reconnect past them sees a gap)."""
+
+KEPT_JOBS = 200
+"""Ended jobs remembered for /jobs and late readers; the oldest are forgotten first."""
+
+ON_WORKER_ENV = "AI_TAGGER_ON_WORKER"
+"""Set for the jobs' processes: they run the task here and never forward it again."""
+
+LEVEL_NAMES = {"t": "trace", "d": "debug", "i": "info", "w": "warning", "e": "error"}
+ENDED = ("finished", "failed", "cancelled")
+
+
+@dataclass
+class Job:
+    """One task on the worker, from queued to ended, with everything it said."""
+
+    id: str
+    input: dict[str, Any]
+    detach: bool
+    created: float = field(default_factory=time.time)
+    status: str = "queued"  # queued | running | finished | failed | cancelled
+    progress: float = 0.0
+    output: Any = None
+    error: str | None = None
+    started: float | None = None
+    ended: float | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+    next_seq: int = 1
+    listeners: int = 0
+    unattended_since: float = field(default_factory=time.monotonic)
+    cancel_requested: str | None = None
+    process: asyncio.subprocess.Process | None = None
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def mode(self) -> str:
+        args = self.input.get("args")
+        return str(args.get("mode") or "") if isinstance(args, dict) else ""
+
+    def add_event(self, kind: str, **data: Any) -> None:
+        self.events.append({"seq": self.next_seq, "type": kind, **data})
+        self.next_seq += 1
+        if len(self.events) > MAX_EVENTS:
+            drop = next((i for i, event in enumerate(self.events) if event["type"] == "log"), 0)
+            del self.events[drop]
+        self.notify()
+
+    def notify(self) -> None:
+        """Wake everyone waiting on this job, and arm a fresh event for the next change."""
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "mode": self.mode,
+            "status": self.status,
+            "progress": round(self.progress, 4),
+            "created": self.created,
+            "started": self.started,
+            "ended": self.ended,
+            "detach": self.detach,
+            "listeners": self.listeners,
+            "error": self.error,
+        }
+
+    def result(self) -> dict[str, Any]:
+        return {**self.summary(), "output": self.output}
+
+
+class JobQueue:
+    """Jobs in arrival order; at most ``slots`` run at once; unattended ones are cancelled."""
+
+    def __init__(
+        self,
+        plugin_dir: Path,
+        *,
+        slots: int,
+        grace_s: float,
+        stash_url: str = "",
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.plugin_dir = plugin_dir
+        self.grace_s = grace_s
+        self.stash_url = stash_url
+        self.env = env
+        self.jobs: dict[str, Job] = {}
+        self._slots = asyncio.Semaphore(slots)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def submit(self, stdin_object: dict[str, Any], *, detach: bool) -> Job:
+        job = Job(id=uuid.uuid4().hex[:12], input=self._for_this_machine(stdin_object), detach=detach)
+        self.jobs[job.id] = job
+        self._forget_old()
+        task = asyncio.get_running_loop().create_task(self._run(job))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return job
+
+    def cancel(self, job: Job, reason: str) -> None:
+        if job.status in ENDED or job.cancel_requested:
+            return
+        job.cancel_requested = reason
+        job.notify()
+        if job.process is not None:
+            _signal_group(job.process, signal.SIGTERM)
+
+    def watch_unattended(self) -> None:
+        """Cancel the relayed jobs nobody has listened to for ``grace_s`` (their plugin is gone)."""
+        now = time.monotonic()
+        for job in list(self.jobs.values()):
+            if (
+                job.status not in ENDED
+                and not job.detach
+                and job.listeners == 0
+                and now - job.unattended_since > self.grace_s
+            ):
+                self.cancel(job, f"nobody listened for {self.grace_s:g} s (the plugin was stopped)")
+
+    async def shutdown(self) -> None:
+        for job in self.jobs.values():
+            self.cancel(job, "the worker is shutting down")
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=KILL_WAIT_S + 5)
+
+    def _for_this_machine(self, stdin_object: dict[str, Any]) -> dict[str, Any]:
+        """Stash's connection as this machine reaches it (``worker_stash_url``), the rest as sent."""
+        if not self.stash_url:
+            return stdin_object
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.stash_url)
+        connection = dict(stdin_object.get("server_connection") or {})
+        connection.update(
+            {
+                "Scheme": parts.scheme,
+                "Host": parts.hostname or "127.0.0.1",
+                "Port": parts.port or (443 if parts.scheme == "https" else 80),
+            }
+        )
+        return {**stdin_object, "server_connection": connection}
+
+    def _forget_old(self) -> None:
+        ended = [job for job in self.jobs.values() if job.status in ENDED]
+        for job in sorted(ended, key=lambda j: j.ended or 0)[: max(0, len(ended) - KEPT_JOBS)]:
+            del self.jobs[job.id]
+
+    async def _run(self, job: Job) -> None:
+        async with self._slots:
+            if job.cancel_requested:
+                self._end(job, "cancelled", None, f"cancelled before it started: {job.cancel_requested}")
+                return
+            job.status, job.started = "running", time.time()
+            job.add_event("status", status="running")
+            try:
+                if job.mode == "hook":
+                    await self._run_hook(job)
+                else:
+                    await self._run_process(job)
+            except Exception as error:  # a bug or a dead child: the job fails, the worker goes on
+                self._end(job, "failed", None, f"the worker could not run the job: {error}")
+
+    async def _run_process(self, job: Job) -> None:
+        env = dict(self.env if self.env is not None else os.environ)
+        env[ON_WORKER_ENV] = "1"
+        env.pop("AI_TAGGER_PLUGIN_INPUT", None)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(self.plugin_dir / "ai_tagger.py"),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            cwd=str(self.plugin_dir),
+            start_new_session=True,  # its own process group: a cancel reaches ffmpeg and the rest
+            preexec_fn=_die_with_parent,
+            limit=1 << 20,
+        )
+        job.process = process
+        if job.cancel_requested:  # cancelled while the process started
+            _signal_group(process, signal.SIGTERM)
+        assert process.stdin is not None and process.stdout is not None and process.stderr is not None
+        process.stdin.write(json.dumps(job.input).encode())
+        with contextlib.suppress(ConnectionError):
+            await process.stdin.drain()
+        process.stdin.close()
+        stdout_task = asyncio.create_task(process.stdout.read())
+        killer = asyncio.create_task(self._kill_when_cancelled(job, process))
+        try:
+            async for raw in process.stderr:
+                self._stderr_line(job, raw.decode("utf-8", "replace").rstrip("\r\n"))
+            stdout = await stdout_task
+            code = await process.wait()
+        finally:
+            killer.cancel()
+            job.process = None
+        if job.cancel_requested:
+            self._end(job, "cancelled", None, f"cancelled: {job.cancel_requested}")
+            return
+        try:
+            answer = json.loads(stdout.decode("utf-8", "replace"))
+            if not isinstance(answer, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            text = stdout.decode("utf-8", "replace").strip()
+            self._end(
+                job,
+                "failed",
+                None,
+                f"the task ended with exit status {code} and no result" + (f": {text[:500]}" if text else ""),
+            )
+            return
+        error = answer.get("error")
+        self._end(job, "failed" if error else "finished", answer.get("output"), error)
+
+    async def _run_hook(self, job: Job) -> None:
+        """The hook in this process: it only queues the scene (standard library, milliseconds), and
+        a scan fires it once per new file, so a process per hook would be most of its cost."""
+        import io
+
+        from tagger.bootstrap import data_dir
+        from tagger.errors import TaggerError
+        from tagger.hook import handle_hook
+        from tagger.protocol import StashLog, parse_plugin_input
+
+        lines = io.StringIO()
+
+        def run() -> tuple[Any, str | None]:
+            try:
+                plugin_input = parse_plugin_input(json.dumps(job.input))
+                return handle_hook(plugin_input, data_dir(self.plugin_dir), StashLog(lines)), None
+            except (TaggerError, ValueError) as error:
+                return None, str(error)
+
+        output, error = await asyncio.to_thread(run)
+        for line in lines.getvalue().splitlines():  # events are made on the loop's thread only
+            self._stderr_line(job, line)
+        self._end(job, "failed" if error else "finished", output, error)
+
+    async def _kill_when_cancelled(self, job: Job, process: asyncio.subprocess.Process) -> None:
+        while not job.cancel_requested:
+            await job.changed.wait()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(process.wait(), KILL_WAIT_S)
+            return
+        _signal_group(process, signal.SIGKILL)
+
+    def _stderr_line(self, job: Job, line: str) -> None:
+        if line.startswith("\x01") and len(line) >= 3 and line[2] == "\x02":
+            letter, text = line[1], line[3:]
+            if letter == "p":
+                with contextlib.suppress(ValueError):
+                    job.progress = min(1.0, max(0.0, float(text)))
+                    job.add_event("progress", value=job.progress)
+                return
+            job.add_event("log", level=LEVEL_NAMES.get(letter, "info"), message=text)
+        elif line:
+            job.add_event("log", level="error", message=line)  # Stash logs unprefixed lines as errors
+
+    def _end(self, job: Job, status: str, output: Any, error: str | None) -> None:
+        job.status, job.output, job.error, job.ended = status, output, error, time.time()
+        if status == "finished":
+            job.progress = 1.0
+        job.add_event("end", status=status, output=output, error=error)
+
+
+def _die_with_parent() -> None:
+    """In a job's process before exec: a worker that dies (even SIGKILL) takes its jobs along, so
+    no orphan keeps writing to Stash while the re-run that resumes it starts on a new worker."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _signal_group(process: asyncio.subprocess.Process, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, sig)
+
+
+# ---- HTTP ------------------------------------------------------------------------------------------
+
+
+def create_app(queue: JobQueue, token: str) -> Any:
+    """The Starlette application over ``queue``, refusing requests without ``token``."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response, StreamingResponse
+    from starlette.routing import Route
+
+    expected = f"Bearer {token}".encode()
+
+    def authorized(request: Request) -> bool:
+        return hmac.compare_digest(request.headers.get("authorization", "").encode(), expected)
+
+    def refuse() -> Response:
+        return JSONResponse(
+            {"error": "missing or wrong token: send Authorization: Bearer <worker_token>"},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+    def find(request: Request) -> Job | None:
+        return queue.jobs.get(request.path_params["job_id"])
+
+    def unknown(request: Request) -> Response:
+        return JSONResponse(
+            {"error": f"no job {request.path_params['job_id']} on this worker (it may have restarted)"},
+            status_code=404,
+        )
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def submit(request: Request) -> Response:
+        if not authorized(request):
+            return refuse()
+        try:
+            body = await request.json()
+        except ValueError:
+            return JSONResponse({"error": "the body is not JSON"}, status_code=400)
+        stdin_object = body.get("input") if isinstance(body, dict) else None
+        if not isinstance(stdin_object, dict) or not isinstance(stdin_object.get("args"), dict):
+            return JSONResponse(
+                {"error": 'give {"input": <the JSON Stash gives a raw plugin>}, with args'}, status_code=400
+            )
+        job = queue.submit(stdin_object, detach=bool(body.get("detach")))
+        return JSONResponse(job.summary(), status_code=202)
+
+    async def list_jobs(request: Request) -> Response:
+        if not authorized(request):
+            return refuse()
+        jobs = sorted(queue.jobs.values(), key=lambda j: j.created, reverse=True)
+        return JSONResponse({"jobs": [job.summary() for job in jobs]})
+
+    async def show(request: Request) -> Response:
+        if not authorized(request):
+            return refuse()
+        job = find(request)
+        return JSONResponse(job.result()) if job else unknown(request)
+
+    async def cancel(request: Request) -> Response:
+        if not authorized(request):
+            return refuse()
+        job = find(request)
+        if job is None:
+            return unknown(request)
+        queue.cancel(job, "on request")
+        return JSONResponse(job.summary())
+
+    async def events(request: Request) -> Response:
+        if not authorized(request):
+            return refuse()
+        job = find(request)
+        if job is None:
+            return unknown(request)
+        try:
+            after = int(request.query_params.get("after", "0"))
+        except ValueError:
+            return JSONResponse({"error": "after: give the last seq you read"}, status_code=400)
+        return StreamingResponse(
+            _stream(job, after),
+            media_type="application/x-ndjson",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    async def _stream(job: Job, after: int) -> AsyncIterator[bytes]:
+        job.listeners += 1
+        try:
+            while True:
+                changed = job.changed
+                fresh = [event for event in job.events if event["seq"] > after]
+                for event in fresh:
+                    yield (json.dumps(event) + "\n").encode()
+                    after = event["seq"]
+                    if event["type"] == "end":
+                        return
+                try:
+                    await asyncio.wait_for(changed.wait(), PING_S)
+                except asyncio.TimeoutError:
+                    yield b'{"type": "ping"}\n'
+        finally:
+            job.listeners -= 1
+            job.unattended_since = time.monotonic()
+
+    routes = [
+        Route("/health", health),
+        Route("/jobs", submit, methods=["POST"]),
+        Route("/jobs", list_jobs, methods=["GET"]),
+        Route("/jobs/{job_id}", show),
+        Route("/jobs/{job_id}/events", events),
+        Route("/jobs/{job_id}/cancel", cancel, methods=["POST"]),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        async def watch() -> None:
+            while True:
+                await asyncio.sleep(1.0)
+                queue.watch_unattended()
+
+        watcher = asyncio.create_task(watch())
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            await queue.shutdown()
+
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def serve(plugin_dir: Path, config: Any, log: Any) -> None:
+    """Run the worker until interrupted (uvicorn handles SIGINT/SIGTERM and drains)."""
+    try:
+        import uvicorn
+    except ImportError:
+        raise ConfigError(
+            "the worker needs Starlette and uvicorn: pip install -r requirements-worker.txt"
+        ) from None
+    if not config.worker_token:
+        raise ConfigError(
+            "worker_token: not set; the worker refuses to run without a shared secret. Set "
+            "worker_token in config.yaml or AI_TAGGER_WORKER_TOKEN, and the same as the "
+            "plugin's 'Worker token' setting in Stash"
+        )
+
+    async def main() -> None:
+        queue = JobQueue(
+            plugin_dir,
+            slots=config.worker_jobs,
+            grace_s=config.worker_grace,
+            stash_url=config.worker_stash_url,
+        )
+        app = create_app(queue, config.worker_token)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=config.worker_host,
+                port=config.worker_port,
+                log_level="warning",
+                access_log=False,
+                timeout_graceful_shutdown=KILL_WAIT_S + 5,
+            )
+        )
+        log.info(
+            f"worker: listening on http://{config.worker_host}:{config.worker_port} "
+            f"({config.worker_jobs} job(s) at once)"
+        )
+        await server.serve()
+
+    asyncio.run(main())

@@ -1,0 +1,379 @@
+"""The worker service and the plugin that forwards to it, end to end.
+
+The worker is the real ``ai_tagger.py serve`` (Starlette on uvicorn) in its own process; the
+plugin is run as Stash runs it, from a plugin folder whose Python may import nothing but the
+standard library (a ``sitecustomize`` there refuses every other import and records the attempt),
+as in Stash's Alpine image. Both talk to the project's Stash test server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.polling import wait_until
+from tests.stash_server import PluginRun, StashTestServer, hook_args, load_manifest, run_plugin, task_args
+from tests.test_writeback_plugin import CONFIG, canonical, seeded_server, videos  # noqa: F401 - fixture
+
+ROOT = Path(__file__).resolve().parents[1]
+MANIFEST = load_manifest(ROOT / "ai_tagger.yml")
+TOKEN = "worker-test-token"
+ENDED = ("finished", "failed", "cancelled")
+
+STDLIB_GUARD = '''\
+"""The plugin's side must run on the standard library alone: refuse (and record) anything else."""
+import os
+import sys
+
+
+class _StandardLibraryOnly:
+    def find_spec(self, name, path=None, target=None):
+        top = name.partition(".")[0]
+        # "org": the standard library's own probe for Jython (copy.py), answered ImportError anyway.
+        if top in sys.stdlib_module_names or top in ("tagger", "sitecustomize", "__main__", "org"):
+            return None
+        with open(os.environ["STDLIB_GUARD_LOG"], "a") as log:
+            log.write(name + "\\n")
+        raise ImportError(f"{name} is not in the standard library (the Stash side must not need it)")
+
+
+sys.meta_path.insert(0, _StandardLibraryOnly())
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Worker:
+    """``ai_tagger.py serve`` in its own process group, on a free loopback port."""
+
+    def __init__(self, plugin_dir: Path, data: Path, config: Path, *, grace: float = 30.0, jobs: int = 1,
+                 token: str = TOKEN) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = data.parent / f"worker-{self.port}.log"
+        env = {**os.environ, "AI_TAGGER_DATA_DIR": str(data), "AI_TAGGER_CONFIG": str(config),
+               "AI_TAGGER_WORKER_TOKEN": token, "AI_TAGGER_WORKER_GRACE": str(grace),
+               "AI_TAGGER_WORKER_JOBS": str(jobs)}
+        with self.log_path.open("w") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, str(plugin_dir / "ai_tagger.py"), "serve", "--port", str(self.port)],
+                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        wait_until(self._healthy, 60, f"the worker at {self.url} to answer /health")
+
+    def _healthy(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"the worker exited: {self.log_path.read_text()[-2000:]}")
+        try:
+            return self.call("GET", "/health", token=None)[0] == 200
+        except OSError:
+            return False
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None,
+             token: str | None = TOKEN) -> tuple[int, Any]:
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        request = urllib.request.Request(self.url + path, method=method, headers=headers,
+                                         data=json.dumps(body).encode() if body is not None else None)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    def jobs(self) -> list[dict[str, Any]]:
+        return self.call("GET", "/jobs")[1]["jobs"]
+
+    def events(self, job_id: str, after: int = 0, stop: Callable[[dict[str, Any]], bool] | None = None
+               ) -> list[dict[str, Any]]:
+        """Events of a job from ``after``, until its end (or until ``stop(event)``), then hang up."""
+        request = urllib.request.Request(f"{self.url}/jobs/{job_id}/events?after={after}",
+                                         headers={"Authorization": f"Bearer {TOKEN}"})
+        seen = []
+        with urllib.request.urlopen(request, timeout=30) as stream:
+            for line in stream:
+                event = json.loads(line)
+                if event["type"] == "ping":
+                    continue
+                seen.append(event)
+                if event["type"] == "end" or (stop and stop(event)):
+                    break
+        return seen
+
+    def kill(self) -> None:
+        """SIGKILL the worker alone (a crash): its jobs must go with it."""
+        self.process.kill()
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+@pytest.fixture(scope="module")
+def config_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("worker-config") / "config.yaml"
+    path.write_text(CONFIG)
+    return path
+
+
+@pytest.fixture(scope="module")
+def stash_side(tmp_path_factory: pytest.TempPathFactory, plugin_dir: Path) -> Path:
+    """The plugin installed in a Stash whose Python has only the standard library."""
+    plugins = tmp_path_factory.mktemp("stash-side") / "plugins"
+    shutil.copytree(plugin_dir, plugins / "ai_tagger", ignore=shutil.ignore_patterns("data"))
+    (plugins / "sitecustomize.py").write_text(STDLIB_GUARD)  # Stash puts this folder on PYTHONPATH
+    return plugins / "ai_tagger"
+
+
+@pytest.fixture
+def guard_log(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "non-stdlib-imports.txt"
+    yield path
+    attempted = path.read_text().split() if path.exists() else []
+    assert attempted == [], f"the Stash side imported outside the standard library: {attempted}"
+
+
+@pytest.fixture
+def worker(plugin_dir: Path, tmp_path: Path, config_file: Path) -> Iterator[Worker]:
+    started = Worker(plugin_dir, tmp_path / "worker-data", config_file, grace=2.0)
+    yield started
+    started.stop()
+
+
+def relayed(stash_side: Path, server: StashTestServer | None, task: str, worker_url: str, guard_log: Path,
+            token: str = TOKEN, extra: dict[str, Any] | None = None, **options: Any) -> PluginRun:
+    """A task as Stash runs it, on the standard-library-only side, with the worker configured."""
+    env = {"AI_TAGGER_WORKER_URL": worker_url, "AI_TAGGER_WORKER_TOKEN": token,
+           "STDLIB_GUARD_LOG": str(guard_log)}
+    return run_plugin(stash_side, "ai_tagger", {**task_args(MANIFEST, task), **(extra or {})}, server,
+                      env=env, **options)
+
+
+def in_process(plugin_dir: Path, server: StashTestServer, task: str, data: Path, config: Path) -> PluginRun:
+    env = {"AI_TAGGER_DATA_DIR": str(data), "AI_TAGGER_CONFIG": str(config)}
+    return run_plugin(plugin_dir, "ai_tagger", task_args(MANIFEST, task), server, env=env)
+
+
+def comparable(output: dict[str, Any]) -> dict[str, Any]:
+    """A run's output less what differs between any two runs (ids, timings)."""
+    text = json.dumps(output, sort_keys=True)
+    data = json.loads(text)
+    data.pop("run_id", None)
+    for scene in data.get("scenes", []):
+        scene.pop("seconds", None)
+    return data
+
+
+# ---- the same engine, the same result --------------------------------------------------------------
+
+
+def test_a_task_relayed_to_the_worker_gives_the_in_process_result(
+        plugin_dir: Path, stash_side: Path, worker: Worker, videos: dict[str, Path],  # noqa: F811
+        config_file: Path, tmp_path: Path, guard_log: Path) -> None:
+    with seeded_server(videos) as local_server:
+        local = in_process(plugin_dir, local_server, "Tag untagged scenes", tmp_path / "local", config_file)
+        expected = canonical(local_server)
+    with seeded_server(videos) as server:
+        run = relayed(stash_side, server, "Tag untagged scenes", worker.url, guard_log)
+        assert run.error is None, run.stderr[-3000:]
+        assert canonical(server) == expected
+    assert local.error is None
+    assert comparable(run.output) == comparable(local.output)
+    assert run.output["tags_added"] > 0 and run.output["markers_created"] > 0
+
+
+def test_the_workers_log_and_progress_reach_stash(stash_side: Path, worker: Worker,
+                                                  videos: dict[str, Path], guard_log: Path) -> None:  # noqa: F811
+    with seeded_server(videos) as server:
+        run = relayed(stash_side, server, "Report (dry run)", worker.url, guard_log)
+    assert run.error is None, run.stderr[-3000:]
+    texts = [text for _, text in run.log]
+    assert any(text.startswith(f"AI Tagger: running on the worker at {worker.url} (job ") for text in texts)
+    assert any(text.startswith("report on 2 scene(s)") for text in texts)  # the engine's own line
+    assert len(run.progress) > 5 and run.progress == sorted(run.progress) and run.progress[-1] == 1.0
+    assert not run.stderr_reader_broken
+
+
+def test_the_hook_goes_through_the_worker_quickly(stash_side: Path, worker: Worker, tmp_path: Path,
+                                                  guard_log: Path) -> None:
+    with StashTestServer() as server:
+        scene = server.state.add_scene("new import", path=str(tmp_path / "new.mp4"))
+        context = {"id": scene, "type": "Scene.Create.Post", "input": None, "inputFields": []}
+        env = {"AI_TAGGER_WORKER_URL": worker.url, "AI_TAGGER_WORKER_TOKEN": TOKEN,
+               "STDLIB_GUARD_LOG": str(guard_log)}
+        runs = [run_plugin(stash_side, "ai_tagger", hook_args(MANIFEST, "Queue new scenes", context), server,
+                           env=env) for _ in range(3)]
+    assert [run.error for run in runs] == [None, None, None], runs[0].stderr[-2000:]
+    assert runs[0].output == {"hook": "Scene.Create.Post", "queued": str(scene)}
+    walls = sorted(run.wall for run in runs)
+    print(f"\nhook through the worker, stdin to exit: {walls[1] * 1000:.0f} ms (median of 3)")
+    assert walls[1] < 1.0
+
+
+# ---- authentication ---------------------------------------------------------------------------------
+
+
+def test_the_worker_refuses_requests_without_its_token(worker: Worker) -> None:
+    task = {"input": {"server_connection": {}, "args": {"mode": "report"}}}
+    assert worker.call("POST", "/jobs", task, token=None)[0] == 401
+    assert worker.call("POST", "/jobs", task, token="guess")[0] == 401
+    assert worker.call("GET", "/jobs", token="guess")[0] == 401
+    assert worker.jobs() == []  # nothing was queued
+
+
+def test_a_plugin_with_the_wrong_token_fails_saying_so(stash_side: Path, worker: Worker,
+                                                       guard_log: Path) -> None:
+    with StashTestServer() as server:
+        run = relayed(stash_side, server, "Report (dry run)", worker.url, guard_log, token="old-token")
+    assert run.error is not None and f"the worker at {worker.url} refused the token" in run.error
+
+
+def test_the_worker_will_not_start_without_a_token(plugin_dir: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "AI_TAGGER_WORKER_TOKEN": "", "AI_TAGGER_DATA_DIR": str(tmp_path)}
+    command = [sys.executable, str(plugin_dir / "ai_tagger.py"), "serve", "--port", str(free_port())]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "worker_token: not set" in done.stderr
+
+
+# ---- failures and cancels ---------------------------------------------------------------------------
+
+
+def test_a_worker_that_is_not_there_fails_the_task_naming_its_url(stash_side: Path, guard_log: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    with StashTestServer() as server:
+        run = relayed(stash_side, server, "Report (dry run)", url, guard_log)
+    assert run.error == (f"the worker at {url} is not reachable (connection refused); start it "
+                         "(python ai_tagger.py serve) or clear the plugin's 'Worker URL'")
+
+
+def test_a_worker_that_dies_mid_job_fails_the_task_and_a_rerun_resumes(
+        plugin_dir: Path, stash_side: Path, videos: dict[str, Path], config_file: Path,  # noqa: F811
+        tmp_path: Path, guard_log: Path) -> None:
+    data = tmp_path / "worker-data"
+    first = Worker(plugin_dir, data, config_file)
+    with seeded_server(videos) as server:
+        def kill_after_the_first_scene(_pid: int) -> None:
+            def watch() -> None:
+                wait_until(lambda: any(m["title"] for m in server.state.snapshot()["markers"].values()
+                                       if m["scene_id"] == 1 and m["title"] != "my favourite bit"), 120)
+                first.kill()
+            threading.Thread(target=watch, daemon=True).start()
+
+        broken = relayed(stash_side, server, "Tag untagged scenes", first.url, guard_log,
+                         on_start=kill_after_the_first_scene)
+        assert broken.error is not None and broken.error.startswith(
+            f"the worker at {first.url} stopped answering during job ")
+        assert broken.error.endswith("run the task again: it resumes where it stopped")
+
+        second = Worker(plugin_dir, data, config_file)
+        try:
+            resumed = relayed(stash_side, server, "Tag untagged scenes", second.url, guard_log)
+        finally:
+            second.stop()
+        assert resumed.error is None, resumed.stderr[-3000:]
+        state = canonical(server)
+    with seeded_server(videos) as clean_server:
+        clean = in_process(plugin_dir, clean_server, "Tag untagged scenes", tmp_path / "clean", config_file)
+        assert clean.error is None
+        assert state == canonical(clean_server)  # nothing doubled, nothing missing
+
+
+def test_stashs_stop_of_the_plugin_cancels_the_job_on_the_worker(
+        stash_side: Path, worker: Worker, videos: dict[str, Path], guard_log: Path) -> None:  # noqa: F811
+    with seeded_server(videos) as server:
+        def stop_once_it_runs(pid: int) -> None:  # Stash's Stop: SIGKILL to the plugin, nothing else
+            def watch() -> None:
+                wait_until(lambda: [j for j in worker.jobs() if j["status"] == "running"], 30, "a job")
+                os.kill(pid, signal.SIGKILL)
+            threading.Thread(target=watch, daemon=True).start()
+
+        run = relayed(stash_side, server, "Re-tag everything", worker.url, guard_log,
+                      on_start=stop_once_it_runs)
+        assert run.returncode == -signal.SIGKILL
+        job = wait_until(lambda: [j for j in worker.jobs() if j["status"] in ENDED], 20, "the job to end")[0]
+        assert job["status"] == "cancelled"
+        assert job["error"] == "cancelled: nobody listened for 2 s (the plugin was stopped)"
+        after_cancel = server.state.snapshot()
+        time.sleep(2.0)
+        assert server.state.snapshot() == after_cancel  # the job's process is gone: no more writes
+
+
+def test_a_cancel_request_stops_a_running_job(worker: Worker, videos: dict[str, Path]) -> None:  # noqa: F811
+    with seeded_server(videos) as server:
+        job = submit(worker, server, "Re-tag everything", detach=True)
+        wait_until(lambda: worker.call("GET", f"/jobs/{job['id']}")[1]["status"] == "running", 30)
+        worker.call("POST", f"/jobs/{job['id']}/cancel", {})
+        started = time.monotonic()
+        end = worker.events(job["id"])[-1]
+        assert end["type"] == "end" and end["status"] == "cancelled"
+        assert time.monotonic() - started < 10
+        assert end["error"] == "cancelled: on request"
+
+
+def test_a_client_that_goes_away_does_not_stop_the_job(worker: Worker, videos: dict[str, Path]) -> None:  # noqa: F811
+    with seeded_server(videos) as server:
+        job = submit(worker, server, "Report (dry run)")
+        first = worker.events(job["id"], stop=lambda event: event["type"] == "progress")
+        time.sleep(1.0)  # gone for a moment (within the worker's 2-s grace)
+        rest = worker.events(job["id"], after=first[-1]["seq"])
+    assert rest[0]["seq"] == first[-1]["seq"] + 1  # read on from where it left, nothing lost
+    assert rest[-1]["type"] == "end" and rest[-1]["status"] == "finished"
+    assert len(rest[-1]["output"]["scenes"]) == 2
+
+
+def test_a_detached_job_runs_to_the_end_with_nobody_listening(worker: Worker,
+                                                               videos: dict[str, Path]) -> None:  # noqa: F811
+    with seeded_server(videos) as server:
+        job = submit(worker, server, "Report (dry run)", detach=True)
+        wait_until(lambda: worker.call("GET", f"/jobs/{job['id']}")[1]["status"] in ENDED, 120)
+        result = worker.call("GET", f"/jobs/{job['id']}")[1]
+    assert result["status"] == "finished" and len(result["output"]["scenes"]) == 2
+
+
+def test_jobs_beyond_worker_jobs_wait_their_turn(worker: Worker, videos: dict[str, Path]) -> None:  # noqa: F811
+    with seeded_server(videos) as server:
+        ids = [submit(worker, server, "Report (dry run)", detach=True)["id"] for _ in range(2)]
+        wait_until(lambda: worker.call("GET", f"/jobs/{ids[0]}")[1]["status"] == "running", 30)
+        assert worker.call("GET", f"/jobs/{ids[1]}")[1]["status"] == "queued"
+        ends = [worker.events(job_id)[-1] for job_id in ids]
+    assert [end["status"] for end in ends] == ["finished", "finished"]
+
+
+def stdin_for(server: StashTestServer, task: str) -> dict[str, Any]:
+    """What Stash would write to the plugin's stdin for ``task``."""
+    from tests.stash_server.plugin_runner import server_connection
+
+    return {"server_connection": server_connection(server, None, Path("/tmp"), ROOT),
+            "args": task_args(MANIFEST, task)}
+
+
+def submit(worker: Worker, server: StashTestServer, task: str, *, detach: bool = False) -> dict[str, Any]:
+    status, job = worker.call("POST", "/jobs", {"input": stdin_for(server, task), "detach": detach})
+    assert status == 202, job
+    return job
