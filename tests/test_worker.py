@@ -65,13 +65,13 @@ class Worker:
     """``ai_tagger.py serve`` in its own process group, on a free loopback port."""
 
     def __init__(self, plugin_dir: Path, data: Path, config: Path, *, grace: float = 30.0, jobs: int = 1,
-                 token: str = TOKEN) -> None:
+                 token: str = TOKEN, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = data.parent / f"worker-{self.port}.log"
         env = {**os.environ, "AI_TAGGER_DATA_DIR": str(data), "AI_TAGGER_CONFIG": str(config),
                "AI_TAGGER_WORKER_TOKEN": token, "AI_TAGGER_WORKER_GRACE": str(grace),
-               "AI_TAGGER_WORKER_JOBS": str(jobs)}
+               "AI_TAGGER_WORKER_JOBS": str(jobs), **(env or {})}
         with self.log_path.open("w") as log:
             self.process = subprocess.Popen(
                 [sys.executable, str(plugin_dir / "ai_tagger.py"), "serve", "--port", str(self.port)],
@@ -233,6 +233,28 @@ def test_the_hook_goes_through_the_worker_quickly(stash_side: Path, worker: Work
     walls = sorted(run.wall for run in runs)
     print(f"\nhook through the worker, stdin to exit: {walls[1] * 1000:.0f} ms (median of 3)")
     assert walls[1] < 1.0
+
+
+def test_the_worker_reads_stashs_paths_through_its_mapping_and_streams_the_rest(
+        plugin_dir: Path, stash_side: Path, videos: dict[str, Path], config_file: Path,  # noqa: F811
+        tmp_path: Path, guard_log: Path) -> None:
+    library = videos["two"].parent
+    mapped = Worker(plugin_dir, tmp_path / "mapped", config_file,
+                    env={"AI_TAGGER_PATH_MAPPINGS": f"/data={library}"})
+    try:
+        # Stash (in Docker) has the files under /data and /elsewhere; the worker sees only /data's.
+        with StashTestServer(media_paths={"/data": str(library), "/elsewhere": str(library)}) as server:
+            server.state.add_scene("here", path="/data/two.mp4")
+            server.state.add_scene("not here", path="/elsewhere/two.mp4")
+            run = relayed(stash_side, server, "Report (dry run)", mapped.url, guard_log,
+                          extra={"selection": "all"})
+    finally:
+        mapped.stop()
+    assert run.error is None, run.stderr[-3000:]
+    sources = {scene["title"]: scene["source"] for scene in run.output["scenes"]}
+    assert sources == {"here": "path", "not here": "stream"}
+    shots = [scene["shots"] for scene in run.output["scenes"]]
+    assert shots[0] == shots[1]  # the same video either way
 
 
 # ---- authentication ---------------------------------------------------------------------------------
