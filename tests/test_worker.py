@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = load_manifest(ROOT / "ai_tagger.yml")
 TOKEN = "worker-test-token"
 ENDED = ("finished", "failed", "cancelled")
+VARYING = ("run_id", "seconds", "created_at")
+"""Output keys that differ between any two runs of the same task."""
 
 STDLIB_GUARD = '''\
 """The plugin's side must run on the standard library alone: refuse (and record) anything else."""
@@ -179,14 +181,13 @@ def in_process(plugin_dir: Path, server: StashTestServer, task: str, data: Path,
     return run_plugin(plugin_dir, "ai_tagger", task_args(MANIFEST, task), server, env=env)
 
 
-def comparable(output: dict[str, Any]) -> dict[str, Any]:
-    """A run's output less what differs between any two runs (ids, timings)."""
-    text = json.dumps(output, sort_keys=True)
-    data = json.loads(text)
-    data.pop("run_id", None)
-    for scene in data.get("scenes", []):
-        scene.pop("seconds", None)
-    return data
+def comparable(output: Any) -> Any:
+    """A run's output less what differs between any two runs: ids of runs, times, at any depth."""
+    if isinstance(output, dict):
+        return {key: comparable(value) for key, value in output.items() if key not in VARYING}
+    if isinstance(output, list):
+        return [comparable(value) for value in output]
+    return output
 
 
 # ---- the same engine, the same result --------------------------------------------------------------
@@ -195,16 +196,25 @@ def comparable(output: dict[str, Any]) -> dict[str, Any]:
 def test_a_task_relayed_to_the_worker_gives_the_in_process_result(
         plugin_dir: Path, stash_side: Path, worker: Worker, videos: dict[str, Path],  # noqa: F811
         config_file: Path, tmp_path: Path, guard_log: Path) -> None:
+    scene_results = {"mode": "review", "action": "scene", "scene_id": "1"}  # what the AI tab asks
     with seeded_server(videos) as local_server:
         local = in_process(plugin_dir, local_server, "Tag untagged scenes", tmp_path / "local", config_file)
         expected = canonical(local_server)
+        env = {"AI_TAGGER_DATA_DIR": str(tmp_path / "local"), "AI_TAGGER_CONFIG": str(config_file)}
+        local_results = run_plugin(plugin_dir, "ai_tagger", scene_results, local_server, env=env)
     with seeded_server(videos) as server:
         run = relayed(stash_side, server, "Tag untagged scenes", worker.url, guard_log)
         assert run.error is None, run.stderr[-3000:]
         assert canonical(server) == expected
+        env = {"AI_TAGGER_WORKER_URL": worker.url, "AI_TAGGER_WORKER_TOKEN": TOKEN,
+               "STDLIB_GUARD_LOG": str(guard_log)}
+        results = run_plugin(stash_side, "ai_tagger", scene_results, server, env=env)
     assert local.error is None
     assert comparable(run.output) == comparable(local.output)
     assert run.output["tags_added"] > 0 and run.output["markers_created"] > 0
+    assert results.error is None and local_results.error is None
+    assert comparable(results.output) == comparable(local_results.output)
+    assert results.output["markers"]
 
 
 def test_the_workers_log_and_progress_reach_stash(stash_side: Path, worker: Worker,
