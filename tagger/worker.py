@@ -244,6 +244,9 @@ class JobQueue:
         finally:
             killer.cancel()
             job.process = None
+            if process.returncode is None:  # this reader failed, not the task: leave no orphan behind
+                _signal_group(process, signal.SIGKILL)
+                stdout_task.cancel()
         if job.cancel_requested:
             self._end(job, "cancelled", None, f"cancelled: {job.cancel_requested}")
             return

@@ -267,6 +267,18 @@ def test_the_worker_reads_stashs_paths_through_its_mapping_and_streams_the_rest(
     assert shots[0] == shots[1]  # the same video either way
 
 
+def test_a_failing_task_fails_with_the_same_error_and_the_worker_goes_on(
+        plugin_dir: Path, stash_side: Path, worker: Worker, guard_log: Path) -> None:
+    env = {"AI_TAGGER_WORKER_URL": worker.url, "AI_TAGGER_WORKER_TOKEN": TOKEN,
+           "STDLIB_GUARD_LOG": str(guard_log)}
+    with StashTestServer() as server:
+        here = run_plugin(plugin_dir, "ai_tagger", {"mode": "bogus"}, server)
+        there = run_plugin(stash_side, "ai_tagger", {"mode": "bogus"}, server, env=env)
+        after = relayed(stash_side, server, "Report (dry run)", worker.url, guard_log)
+    assert here.error is not None and there.error == here.error
+    assert after.error is None and after.output["scenes"] == []
+
+
 # ---- authentication ---------------------------------------------------------------------------------
 
 
