@@ -35,6 +35,7 @@ def run_doctor(plugin_dir: Path, args: argparse.Namespace, flags: dict[str, Any]
     results.extend(config_lines)
     if config is not None:
         results.extend(_stash(config))
+        results.extend(_worker(config))
     lines = [f"{status} {text}" for status, text in results]
     return lines, all(status != FIX for status, _ in results)
 
@@ -151,3 +152,19 @@ def library_lines(folders: list[str], config: Any) -> list[tuple[str, str]]:
                                 f"Stash (slower). Add a path mapping {folder}=<this machine's folder> if it "
                                 "is here"))
     return lines
+
+
+def _worker(config: Any) -> list[tuple[str, str]]:
+    """With a worker configured: that it answers and takes the token."""
+    if not config.worker_url:
+        return []
+    from tagger.protocol import StashLog
+    from tagger.relay import Relay, WorkerError, WorkerTarget
+
+    relay = Relay(WorkerTarget(config.worker_url, config.worker_token), StashLog(sys.stderr, plain=True))
+    try:
+        jobs = relay.request("GET", "/jobs")["jobs"]
+    except WorkerError as error:
+        return [(FIX, str(error))]
+    running = sum(job["status"] == "running" for job in jobs)
+    return [(OK, f"worker at {config.worker_url} answers and takes the token ({running} job(s) running)")]

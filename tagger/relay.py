@@ -108,8 +108,11 @@ def _from_stash_settings(plugin_input: PluginInput, data_dir: Path) -> dict[str,
 
         client = StashClient(url=plugin_input.server.url, session_cookie=plugin_input.server.session_cookie)
         settings = client.plugin_settings("ai_tagger")
-    return {key: str(settings[name]) for name, key in SETTING_KEYS.items()
-            if isinstance(settings.get(name), str) and settings[name].strip()}
+    return {
+        key: str(settings[name])
+        for name, key in SETTING_KEYS.items()
+        if isinstance(settings.get(name), str) and settings[name].strip()
+    }
 
 
 class Relay:
@@ -122,7 +125,7 @@ class Relay:
 
     def run(self, stdin_object: dict[str, Any]) -> Any:
         """Post the task, relay it to the end, and return its output (its error is raised)."""
-        job = self._request("POST", "/jobs", {"input": stdin_object, "detach": False})
+        job = self.request("POST", "/jobs", {"input": stdin_object, "detach": False})
         self.job_id = str(job["id"])
         self.log.info(f"AI Tagger: running on the worker at {self.target.url} (job {self.job_id})")
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -139,7 +142,7 @@ class Relay:
 
     def cancel(self) -> None:
         if self.job_id:
-            self._request("POST", f"/jobs/{self.job_id}/cancel", {}, timeout=3.0)
+            self.request("POST", f"/jobs/{self.job_id}/cancel", {}, timeout=3.0)
 
     def _cancel_and_exit(self, signum: int, frame: FrameType | None) -> None:
         with contextlib.suppress(WorkerError):  # else the worker's grace period cancels it
@@ -176,7 +179,9 @@ class Relay:
             time.sleep(RECONNECT_DELAYS_S[failures])
             failures += 1
 
-    def _request(self, method: str, path: str, body: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
+    def request(
+        self, method: str, path: str, body: dict[str, Any] | None = None, timeout: float = 30.0
+    ) -> dict[str, Any]:
         with self._open(path, method=method, body=body, timeout=timeout) as response:
             return json.loads(response.read())
 

@@ -305,6 +305,17 @@ def test_the_worker_will_not_start_without_a_token(plugin_dir: Path, tmp_path: P
     assert "worker_token: not set" in done.stderr
 
 
+def test_doctor_checks_that_the_worker_answers_and_takes_the_token(plugin_dir: Path, worker: Worker) -> None:
+    def doctor(token: str) -> list[str]:
+        env = {**os.environ, "AI_TAGGER_WORKER_URL": worker.url, "AI_TAGGER_WORKER_TOKEN": token}
+        done = subprocess.run([sys.executable, str(plugin_dir / "ai_tagger.py"), "doctor"], env=env,
+                              capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        return done.stdout.splitlines()
+
+    assert f"OK  worker at {worker.url} answers and takes the token (0 job(s) running)" in doctor(TOKEN)
+    assert any(line.startswith(f"FIX the worker at {worker.url} refused the token") for line in doctor("x"))
+
+
 # ---- failures and cancels ---------------------------------------------------------------------------
 
 
