@@ -21,9 +21,14 @@ from typing import Any
 import numpy as np
 
 from tagger.detections import Detection
+from tagger.store import use_wal
 
 OSHASH_CHUNK = 64 * 1024
 """Bytes hashed at each end of the file (the OpenSubtitles hash Stash calls oshash)."""
+
+LOCK_WAIT_S = 30.0
+"""How long a cache write waits for another process's (several Ray workers on one machine share
+the file; each write is one short transaction)."""
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS passes (
@@ -70,8 +75,8 @@ class AnalysisCache:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = sqlite3.connect(path, timeout=LOCK_WAIT_S, isolation_level=None, check_same_thread=False)
+        use_wal(self._db, LOCK_WAIT_S)
         for statement in _SCHEMA:
             self._db.execute(statement)
 

@@ -13,6 +13,7 @@ traceback in the log.
     │   ├── StashAuthError          Stash refused our credentials
     │   └── GraphQLError            Stash answered with errors for an operation
     ├── MediaError           a video cannot be read (missing, corrupt, no video stream, too slow)
+    ├── ClusterError         the Ray cluster (ray_address) cannot be reached or failed the run
     └── LockedError          another run of the tagger holds the lock
 """
 
@@ -55,6 +56,9 @@ class GraphQLError(StashError):
 class MediaError(TaggerError):
     """A video cannot be read."""
 
+
+class ClusterError(TaggerError):
+    """The Ray cluster of ``ray_address`` cannot be reached, or failed in a way no retry mends."""
 
 
 class LockedError(TaggerError):

@@ -115,6 +115,25 @@ class QueuedScene:
     reason: str
 
 
+def use_wal(db: sqlite3.Connection, wait_s: float) -> None:
+    """Switch ``db`` to WAL (readers never block the one writer), waiting for other processes.
+
+    Turning a new file into WAL needs an exclusive lock, and SQLite does not wait for that one (the
+    busy timeout does not apply): two processes opening a fresh file at once (two Ray workers and the
+    analysis cache; the first hook and a task and the store) saw "database is locked" in about one
+    start in three. Once the file is in WAL mode the pragma is a no-op.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class Store:
     """Open (and create or migrate) the store at ``path``."""
 
@@ -122,7 +141,7 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        use_wal(self._db, 30.0)
         self._db.execute("PRAGMA synchronous=NORMAL")
         with self.transaction():
             for statement in _SCHEMA.strip().split(";"):

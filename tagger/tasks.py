@@ -10,16 +10,24 @@
 Per scene the analysis runs without any lock (it takes minutes); planning and applying run under
 the write lock, on the scene as Stash has it at that moment, so a change the user made during
 the analysis is seen, and a review accepted from the UI meanwhile cannot interleave.
+
+The two phases are apart: an analysis executor turns scenes into ``Analysis`` outcomes (a result,
+or the error that stopped it), and this process writes each one as it comes. ``LocalAnalysis``
+analyses here, one scene at a time, reporting progress per frame; ``tagger.distributed.
+RayAnalysis`` (``ray_address``) runs one Ray task per video across a cluster and hands back results
+as they finish. Whatever runs the analysis, only this process plans, applies and journals.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Protocol
 
 from tagger.config import Config
 from tagger.errors import ConfigError, GraphQLError, MediaError, StashError
@@ -88,11 +96,6 @@ def run_mode(context: RunContext, mode: str, args: dict[str, Any]) -> dict[str, 
 
 def tag_scenes(context: RunContext, selection: str, args: dict[str, Any], *, dry_run: bool) -> dict[str, Any]:
     """Analyse the selected scenes, plan each against Stash and apply the plan (unless ``dry_run``)."""
-    from tagger.apply import Applier
-    from tagger.decide.studio import StudioName
-    from tagger.engine import Engine
-    from tagger.review import ReviewQueue
-
     if selection not in SELECTIONS:
         raise ConfigError(f"selection: {selection!r} is not one of {', '.join(SELECTIONS)}")
     limit = _optional_int(args, "limit")
@@ -105,6 +108,102 @@ def tag_scenes(context: RunContext, selection: str, args: dict[str, Any], *, dry
     scenes, total = _select(context, selection, args)
     if limit is not None:
         total = min(total, limit)
+        scenes = islice(scenes, limit)
+    # Connected before anything is recorded, so an unreachable cluster fails the run at once;
+    # a run with nothing to do does not start one.
+    with analysis_executor(context, wanted=total > 0) as executor:
+        return _tag_selected(context, executor, selection, scenes, total, dry_run=dry_run)
+
+
+class AnalysisExecutor(Protocol):
+    """Turns scenes into analyses; a context manager around the run (connects, then cleans up)."""
+
+    def __enter__(self) -> AnalysisExecutor: ...
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None: ...
+
+    def analyses(self, engine: Any, scenes: Iterable[StashScene], total: int) -> Iterator[Analysis]:
+        """Each scene's analysis, as soon as it is there; the caller writes it before asking for the
+        next one (so the local executor does not analyse ahead)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """The analysis phase's outcome for one scene: an engine result, or why there is none."""
+
+    index: int
+    """The scene's place in the selection (outcomes may arrive in another order)."""
+    scene: StashScene
+    result: Any = None
+    error: str | None = None
+    via: str | None = None
+    """How the video was read (``path`` or ``stream``); None when no source was found."""
+    headers: dict[str, str] | None = None
+    """The HTTP headers that go with ``result.file`` (a stream needs Stash's credentials)."""
+    seconds: float = 0.0
+
+
+def analysis_executor(context: RunContext, *, wanted: bool = True) -> AnalysisExecutor:
+    """Ray when ``ray_address`` is set (and there is work), else this process."""
+    if context.config.ray_address and wanted:
+        from tagger.distributed import RayAnalysis
+
+        return RayAnalysis(context)
+    return LocalAnalysis(context)
+
+
+class LocalAnalysis:
+    """Analyses in this process, in order, with progress reported per frame."""
+
+    def __init__(self, context: RunContext) -> None:
+        self.context = context
+
+    def __enter__(self) -> LocalAnalysis:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        return None
+
+    def analyses(self, engine: Any, scenes: Iterable[StashScene], total: int) -> Iterator[Analysis]:
+        log = self.context.log
+        for index, scene in enumerate(scenes):
+            base = index / max(total, 1)
+            progress = lambda f, b=base: log.progress(b + f / max(total, 1))  # noqa: E731
+            yield analyse_scene(self.context, engine, index, scene, progress)
+
+
+def analyse_scene(context: RunContext, engine: Any, index: int, scene: StashScene,
+                  progress: Callable[[float], None] | None = None) -> Analysis:
+    """One scene's analysis in this process: its media source, then the engine."""
+    started = time.monotonic()
+    file = scene.primary_file
+    via = None
+    try:
+        source = media_source(scene, context.config.map_path, context.client.auth_headers)
+        via = source.via
+        result = engine.analyze(
+            source.location,
+            headers=source.headers,
+            progress=progress,
+            fingerprint=file.oshash if file else None,
+        )
+    except (MediaError, StashError) as error:
+        return Analysis(index, scene, error=str(error), via=via, seconds=time.monotonic() - started)
+    return Analysis(index, scene, result=result, via=via, headers=source.headers,
+                    seconds=time.monotonic() - started)
+
+
+def _tag_selected(context: RunContext, executor: AnalysisExecutor, selection: str,
+                  scenes: Iterable[StashScene], total: int, *, dry_run: bool) -> dict[str, Any]:
+    """The run over the selected scenes: set up, then write each analysis as the executor hands it."""
+    from tagger.apply import Applier
+    from tagger.decide.studio import StudioName
+    from tagger.engine import Engine
+    from tagger.review import ReviewQueue
+
     mode = "report" if dry_run else selection
     run_id = context.store.start_run(mode)
     journal = Journal(context.store, run_id)
@@ -119,12 +218,13 @@ def tag_scenes(context: RunContext, selection: str, args: dict[str, Any], *, dry
             applier.reconcile()
     queue_tag_id = context.client.find_tag_id(context.config.queue_tag) if selection == "queue" else None
     studios = [StudioName(id=i, name=n, aliases=a) for i, n, a in context.client.studios()]
+    # Built here even when Ray analyses: the gallery, the findings and the crops need it.
     engine = Engine(context.config, context.data_dir, context.log.log, studios=studios)
     from tagger.performers import PerformerRecognition, faces_analyzer
 
     recognition = PerformerRecognition(context.store, context.client, faces_analyzer(engine), context.log.log)
     recognition.refresh()  # only performers whose image changed are fetched
-    results: list[dict[str, Any]] = []
+    results: list[tuple[int, dict[str, Any]]] = []
     totals = {
         "analysed": 0,
         "failed": 0,
@@ -138,26 +238,21 @@ def tag_scenes(context: RunContext, selection: str, args: dict[str, Any], *, dry
         "suggestions": 0,
         "tags_created": 0,
     }
-    for index, scene in enumerate(scenes):
-        if limit is not None and index >= limit:
-            break
-        base = index / max(total, 1)
-        progress = lambda f, b=base: context.log.progress(b + f / max(total, 1))  # noqa: E731
-        entry = _tag_scene(
+    for finished, analysis in enumerate(executor.analyses(engine, scenes, total), start=1):
+        entry = _write_scene(
             context,
             engine,
             recognition,
             applier,
             queue,
-            scene,
-            progress,
+            analysis,
             dry_run=dry_run,
             queue_tag_id=queue_tag_id,
         )
         _count(totals, entry)
         if dry_run or len(results) < MAX_SCENES_IN_OUTPUT:
-            results.append(entry)
-        context.log.progress((index + 1) / max(total, 1))
+            results.append((analysis.index, entry))
+        context.log.progress(finished / max(total, 1))  # finished videos, wherever they ran
     context.store.finish_run(run_id, "done")
     context.log.progress(1.0)
     output: dict[str, Any] = {
@@ -167,7 +262,7 @@ def tag_scenes(context: RunContext, selection: str, args: dict[str, Any], *, dry
         "dry_run": dry_run,
         **totals,
         "review_pending": queue.pending_count(),
-        "scenes": results,
+        "scenes": [entry for _, entry in sorted(results, key=lambda item: item[0])],
     }
     if len(results) < totals["analysed"] + totals["failed"]:
         output["scenes_not_listed"] = totals["analysed"] + totals["failed"] - len(results)
@@ -197,44 +292,38 @@ def _count(totals: dict[str, int], entry: Mapping[str, Any]) -> None:
     totals["suggestions"] += entry.get("suggestions", 0)
 
 
-def _tag_scene(
+def _write_scene(
     context: RunContext,
     engine: Any,
     recognition: Any,
     applier: Any,
     queue: Any,
-    scene: StashScene,
-    progress: Any,
+    analysis: Analysis,
     *,
     dry_run: bool,
     queue_tag_id: str | None,
 ) -> dict[str, Any]:
-    """One scene: analyse, then (under the write lock) plan against Stash's current state and apply."""
+    """One analysed scene: (under the write lock) plan against Stash's current state and apply."""
+    scene = analysis.scene
     entry: dict[str, Any] = {"scene_id": scene.id, "title": scene.title}
-    started = time.monotonic()
+    started = time.monotonic() - analysis.seconds  # the scene's time counts its analysis
     file = scene.primary_file
-    try:
-        source = media_source(scene, context.config.map_path, context.client.auth_headers)
-        entry["source"] = source.via
-        result = engine.analyze(
-            source.location,
-            headers=source.headers,
-            progress=progress,
-            fingerprint=file.oshash if file else None,
-        )
-    except (MediaError, StashError) as error:
-        context.log.error(f"scene {scene.id}: {error}")
-        entry["error"] = str(error)
+    if analysis.via is not None:
+        entry["source"] = analysis.via
+    if analysis.error is not None:
+        context.log.error(f"scene {scene.id}: {analysis.error}")
+        entry["error"] = analysis.error
         if not dry_run:
-            _record_failure(context, applier, scene, str(error))
+            _record_failure(context, applier, scene, analysis.error)
         return entry
-    analysis = result.to_dict()
-    for warning in analysis.get("warnings", []):
+    result = analysis.result
+    found = result.to_dict()
+    for warning in found.get("warnings", []):
         context.log.warning(f"scene {scene.id}: {warning}")
     if dry_run:
         entry.update(
             {
-                key: analysis[key]
+                key: found[key]
                 for key in (
                     "duration",
                     "frames_analysed",
@@ -291,7 +380,7 @@ def _tag_scene(
             owned = applier.owned(scene.id).performers
             theirs = sorted(p for p in current.performer_ids if p not in owned or owned[p].confirmed)
             recognition.learn(scene.id, theirs, identities, result)
-            recognition.remember_unknown(scene.id, identities, result, headers=source.headers or None)
+            recognition.remember_unknown(scene.id, identities, result, headers=analysis.headers or None)
     except GraphQLError as error:  # Stash refused one change: this scene fails, the run goes on
         context.log.error(f"scene {scene.id}: {error}")
         entry["error"] = str(error)

@@ -48,6 +48,7 @@ def test_an_incomplete_environment_fails_with_what_to_do(plugin_dir: Path, _isol
     """A venv whose packages vanished must not loop re-executing itself."""
     if importlib.util.find_spec("av") is None:
         pytest.skip("needs the runtime in this interpreter")
-    run = run_plugin(plugin_dir, "ai_tagger", {"mode": "report"}, None, python=BASE_PYTHON,
-                     env={"PYTHONNOUSERSITE": "1", "AI_TAGGER_BOOTSTRAPPED": "1"})
+    with StashTestServer() as stash:  # Stash answers: the plugin first asks it whether a worker is set
+        run = run_plugin(plugin_dir, "ai_tagger", {"mode": "report"}, stash, python=BASE_PYTHON,
+                         env={"PYTHONNOUSERSITE": "1", "AI_TAGGER_BOOTSTRAPPED": "1"})
     assert "is incomplete (cannot import" in run.error and "Delete the folder" in run.error

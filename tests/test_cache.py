@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import sqlite3
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -45,3 +50,49 @@ def test_a_pass_survives_reopening(tmp_path: Path) -> None:
                         shots=[(0.0, 6.0), (6.0, 20.0)], technical=[("black", 9.0, 10.0)], warnings=[])
     AnalysisCache(tmp_path / "c.sqlite").put_pass("abc", "p", record)
     assert AnalysisCache(tmp_path / "c.sqlite").get_pass("abc", "p") == record
+
+
+def test_opening_a_new_cache_waits_for_another_process_writing_it(tmp_path: Path) -> None:
+    """Switching a new file to WAL needs a lock SQLite does not wait for by itself: a second Ray
+    worker opening the cache while the first writes must wait, not fail with "database is locked"."""
+    path = tmp_path / "cache.sqlite"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE t (x)")
+    other.execute("BEGIN IMMEDIATE")  # another process in the middle of a write
+    other.execute("INSERT INTO t VALUES (1)")
+    threading.Timer(0.5, lambda: other.execute("COMMIT")).start()
+    started = time.monotonic()
+    cache = AnalysisCache(path)
+    assert time.monotonic() - started >= 0.4
+    cache.put_detections("abc", "p", "content", "v1", [])
+    assert cache.get_detections("abc", "p", "content", "v1") == []
+
+
+def _write_entries(path: str, who: int, start: Any, count: int) -> None:
+    start.wait()
+    cache = AnalysisCache(Path(path))
+    for number in range(count):
+        key = f"{who}-{number}"
+        cache.put_pass(key, "p", PassRecord(1.0, 30.0, 1, [0.0], [], [], []))
+        cache.put_detections(key, "p", "faces", "v1", [Detection(0.0, "face", "face", 0.9, (1, 2, 3, 4),
+                                                                 np.ones(128, np.float32))])
+    cache.close()
+
+
+def test_two_processes_write_one_new_cache_at_the_same_time(tmp_path: Path) -> None:
+    path = tmp_path / "cache.sqlite"
+    context = multiprocessing.get_context("spawn")
+    start = context.Event()
+    writers = [context.Process(target=_write_entries, args=(str(path), who, start, 40)) for who in (1, 2)]
+    for writer in writers:
+        writer.start()
+    start.set()
+    for writer in writers:
+        writer.join(60)
+    assert [writer.exitcode for writer in writers] == [0, 0]
+    cache = AnalysisCache(path)
+    for who in (1, 2):
+        for number in range(40):
+            assert cache.get_pass(f"{who}-{number}", "p") is not None
+            (face,) = cache.get_detections(f"{who}-{number}", "p", "faces", "v1") or [None]
+            assert face is not None and face.embedding is not None

@@ -66,3 +66,17 @@ def test_a_killed_holder_never_leaves_the_lock_stuck(tmp_path: Path) -> None:
     holder.wait()
     with FileLock(lock_path):
         pass
+
+
+def test_opening_a_new_store_waits_for_another_process_writing_it(tmp_path: Path) -> None:
+    import sqlite3
+    import threading
+
+    path = tmp_path / "s.sqlite"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE t (x)")
+    other.execute("BEGIN IMMEDIATE")  # another process in the middle of a write
+    other.execute("INSERT INTO t VALUES (1)")
+    threading.Timer(0.5, lambda: other.execute("COMMIT")).start()
+    with Store(path) as store:
+        assert store.enqueue(["1"], "import") == 1
