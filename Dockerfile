@@ -9,8 +9,8 @@ FROM python:3.11-slim-bookworm
 ARG GPU=0
 WORKDIR /opt/ai_tagger
 
-COPY requirements.txt requirements-nodeps.txt requirements-worker.txt constraints.txt ./
-RUN pip install --no-cache-dir -c constraints.txt -r requirements.txt -r requirements-worker.txt \
+COPY requirements.txt requirements-nodeps.txt constraints.txt ./
+RUN pip install --no-cache-dir -c constraints.txt -r requirements.txt \
  && pip install --no-cache-dir --no-deps -c constraints.txt -r requirements-nodeps.txt \
  && if [ "$GPU" = "1" ]; then \
       pip uninstall -y onnxruntime && pip install --no-cache-dir "onnxruntime-gpu[cuda,cudnn]"; \

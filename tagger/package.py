@@ -21,7 +21,7 @@ from tagger import __version__
 
 PLUGIN_ID = "ai_tagger"
 INCLUDE = ("ai_tagger.yml", "ai_tagger.py", "requirements.txt", "requirements-nodeps.txt",
-           "config.example.yaml", "README.md", "LICENSE")
+           "requirements-ray.txt", "config.example.yaml", "README.md", "LICENSE")
 """Single files at the plugin root that ship."""
 INCLUDE_TREES = ("tagger", "models", "ui")
 """Folders that ship, without caches."""

@@ -469,7 +469,7 @@ def serve(plugin_dir: Path, config: Any, log: Any) -> None:
         import uvicorn
     except ImportError:
         raise ConfigError(
-            "the worker needs Starlette and uvicorn: pip install -r requirements-worker.txt"
+            "the worker needs Starlette and uvicorn: pip install -r requirements.txt"
         ) from None
     if not config.worker_token:
         raise ConfigError(

@@ -126,5 +126,5 @@ def test_the_image_runs_serve_from_files_that_exist() -> None:
     copied = [name for line in re.findall(r"^COPY (.+)$", DOCKERFILE, re.MULTILINE)
               for name in line.split()[:-1]]
     assert copied and [name for name in copied if not (ROOT / name).exists()] == []
-    assert "requirements-worker.txt" in copied
+    assert "requirements.txt" in copied
     assert "stashapp/stash" in SERVICES["stash"]["image"]
