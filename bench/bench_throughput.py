@@ -113,37 +113,18 @@ def _worker_url() -> str:
 def worker_service(data: Path, config: Path) -> Iterator[float]:
     """``ai_tagger.py serve`` on a free loopback port, its jobs using ``data`` and ``config``; yields
     its start-up time."""
-    import socket
-    import subprocess
-    import urllib.request
+    from tests.worker_process import Worker
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text("")  # the column's own settings are written before its run
-    env = {**os.environ, "AI_TAGGER_DATA_DIR": str(data), "AI_TAGGER_CONFIG": str(config),
-           "AI_TAGGER_WORKER_TOKEN": WORKER_TOKEN}
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, str(ROOT / "ai_tagger.py"), "serve", "--port", str(port)],
-                               env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    worker = Worker(ROOT, data, config, token=WORKER_TOKEN)
+    _worker.append(worker.url)
     try:
-        while True:
-            try:
-                urllib.request.urlopen(url + "/health", timeout=1).close()
-                break
-            except OSError:
-                if process.poll() is not None:
-                    raise SystemExit("the worker did not start") from None
-                time.sleep(0.1)
-        _worker.append(url)
         yield time.perf_counter() - started
     finally:
         _worker.clear()
-        process.terminate()
-        process.wait(timeout=30)
+        worker.stop()
 
 
 def _cluster_address() -> str:

@@ -118,6 +118,24 @@ def _parse_connection(connection: dict[str, Any]) -> ServerConnection:
     )
 
 
+def read_log_line(line: str) -> tuple[str, str | float]:
+    """One stderr line of the log protocol, as ``(level name, text)`` or ``("progress", value)``;
+    an unprefixed line is an error, as Stash logs it.
+
+    Raises:
+        ValueError: a progress line whose value is not a number.
+    """
+    if len(line) >= 3 and line[0] == "\x01" and line[2] == "\x02":
+        letter, text = line[1], line[3:]
+        if letter == "p":
+            return "progress", min(1.0, max(0.0, float(text)))
+        return _LEVEL_NAMES.get(letter, "info"), text
+    return "error", line
+
+
+_LEVEL_NAMES = {letter: name for name, letter in LEVELS.items()}
+
+
 class StashLog:
     """Writes Stash's log protocol to a stream (stderr), thread-safe, one short line per record.
 

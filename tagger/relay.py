@@ -40,7 +40,8 @@ ON_WORKER_ENV = "AI_TAGGER_ON_WORKER"
 """Set on the worker for its jobs: they run there and are never forwarded again."""
 
 PING_S = 5.0
-"""The worker's keep-alive interval (tagger.worker.PING_S); silence for 3x this is a dead stream."""
+"""The worker sends a keep-alive line this often on an idle stream; silence for 3x this is a dead
+stream (tagger.worker uses this constant too)."""
 
 RECONNECT_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 """Waits before each attempt to re-read a dropped stream (about 15 s in all, inside the grace)."""
@@ -228,14 +229,12 @@ def _error_text(error: urllib.error.HTTPError) -> str:
 
 
 def _describe(error: BaseException) -> str:
+    from tagger.stash import describe_os_error
+
     reason = getattr(error, "reason", None) or error
-    if isinstance(reason, ConnectionRefusedError):
-        return "connection refused"
     if isinstance(reason, (socket.timeout, TimeoutError)):
         return f"no answer for {3 * PING_S:g} s"
-    if isinstance(reason, socket.gaierror):
-        return f"unknown host ({reason})"
-    return str(reason) or type(reason).__name__
+    return describe_os_error(error)
 
 
 def forward(target: WorkerTarget, stdin_text: str, log: StashLog) -> Any:

@@ -258,7 +258,7 @@ class StashClient:
                     break  # it may have been applied: never send a mutation twice blindly
                 continue
             except OSError as error:
-                last_problem = _describe_os_error(error)
+                last_problem = describe_os_error(error)
                 continue
             if status in (502, 503, 504):
                 last_problem = f"HTTP {status}"
@@ -439,7 +439,7 @@ class StashClient:
         except urllib.error.HTTPError as error:
             raise StashError(f"Stash answered HTTP {error.code} for {url}") from None
         except OSError as error:
-            raise StashError(f"{url} cannot be read: {_describe_os_error(error)}") from None
+            raise StashError(f"{url} cannot be read: {describe_os_error(error)}") from None
 
     def find_tag_id(self, name: str) -> str | None:
         """The id of the tag called ``name`` (case-insensitive), or None."""
@@ -590,13 +590,14 @@ def client_for(url: str, api_key: str | None = None,
     return StashClient(url=url, api_key=api_key or None, session_cookie=session_cookie)
 
 
-def _describe_os_error(error: OSError) -> str:
+def describe_os_error(error: BaseException) -> str:
+    """A network error in a few words: "connection refused", "unknown host (...)", or its reason."""
     reason = getattr(error, "reason", None) or error
     if isinstance(reason, ConnectionRefusedError):
         return "connection refused"
     if isinstance(reason, socket.gaierror):
         return f"unknown host ({reason})"
-    return str(reason)
+    return str(reason) or type(reason).__name__
 
 
 def _error_text(error: Any) -> str:

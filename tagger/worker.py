@@ -34,15 +34,14 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tagger.errors import ConfigError
-
-PING_S = 5.0
-"""Seconds between keep-alive lines on an idle event stream (the relay's read timeout is 3x)."""
+from tagger.protocol import PLUGIN_INPUT_ENV, read_log_line
+from tagger.relay import ON_WORKER_ENV, PING_S  # one definition for both ends of the stream
 
 KILL_WAIT_S = 5.0
 """After SIGTERM, seconds a cancelled job's processes get before SIGKILL."""
@@ -53,10 +52,6 @@ MAX_EVENTS = 20_000
 KEPT_JOBS = 200
 """Ended jobs remembered for /jobs and late readers; the oldest are forgotten first."""
 
-ON_WORKER_ENV = "AI_TAGGER_ON_WORKER"
-"""Set for the jobs' processes: they run the task here and never forward it again."""
-
-LEVEL_NAMES = {"t": "trace", "d": "debug", "i": "info", "w": "warning", "e": "error"}
 ENDED = ("finished", "failed", "cancelled")
 
 
@@ -128,12 +123,10 @@ class JobQueue:
         slots: int,
         grace_s: float,
         stash_url: str = "",
-        env: dict[str, str] | None = None,
     ) -> None:
         self.plugin_dir = plugin_dir
         self.grace_s = grace_s
         self.stash_url = stash_url
-        self.env = env
         self.jobs: dict[str, Job] = {}
         self._slots = asyncio.Semaphore(slots)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -211,9 +204,9 @@ class JobQueue:
                 self._end(job, "failed", None, f"the worker could not run the job: {error}")
 
     async def _run_process(self, job: Job) -> None:
-        env = dict(self.env if self.env is not None else os.environ)
+        env = dict(os.environ)
         env[ON_WORKER_ENV] = "1"
-        env.pop("AI_TAGGER_PLUGIN_INPUT", None)
+        env.pop(PLUGIN_INPUT_ENV, None)
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             str(self.plugin_dir / "ai_tagger.py"),
@@ -299,16 +292,15 @@ class JobQueue:
         _signal_group(process, signal.SIGKILL)
 
     def _stderr_line(self, job: Job, line: str) -> None:
-        if line.startswith("\x01") and len(line) >= 3 and line[2] == "\x02":
-            letter, text = line[1], line[3:]
-            if letter == "p":
-                with contextlib.suppress(ValueError):
-                    job.progress = min(1.0, max(0.0, float(text)))
-                    job.add_event("progress", value=job.progress)
-                return
-            job.add_event("log", level=LEVEL_NAMES.get(letter, "info"), message=text)
-        elif line:
-            job.add_event("log", level="error", message=line)  # Stash logs unprefixed lines as errors
+        if not line:
+            return
+        with contextlib.suppress(ValueError):  # a garbled progress value is dropped, as Stash does
+            level, value = read_log_line(line)
+            if level == "progress":
+                job.progress = float(value)
+                job.add_event("progress", value=job.progress)
+            else:
+                job.add_event("log", level=level, message=value)
 
     def _end(self, job: Job, status: str, output: Any, error: str | None) -> None:
         job.status, job.output, job.error, job.ended = status, output, error, time.time()
@@ -338,37 +330,54 @@ def _signal_group(process: asyncio.subprocess.Process, sig: signal.Signals) -> N
 def create_app(queue: JobQueue, token: str) -> Any:
     """The Starlette application over ``queue``, refusing requests without ``token``."""
     from starlette.applications import Starlette
+    from starlette.datastructures import Headers
+    from starlette.middleware import Middleware
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response, StreamingResponse
     from starlette.routing import Route
 
     expected = f"Bearer {token}".encode()
 
-    def authorized(request: Request) -> bool:
-        return hmac.compare_digest(request.headers.get("authorization", "").encode(), expected)
+    class TokenRequired:
+        """Every route but /health answers 401 without the token (ASGI middleware: it leaves the
+        event streams' disconnects alone)."""
 
-    def refuse() -> Response:
-        return JSONResponse(
-            {"error": "missing or wrong token: send Authorization: Bearer <worker_token>"},
-            status_code=401,
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        def __init__(self, app: Any) -> None:
+            self.app = app
 
-    def find(request: Request) -> Job | None:
-        return queue.jobs.get(request.path_params["job_id"])
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http" and scope["path"] != "/health":
+                sent = Headers(scope=scope).get("authorization", "").encode()
+                if not hmac.compare_digest(sent, expected):
+                    refusal = JSONResponse(
+                        {"error": "missing or wrong token: send Authorization: Bearer <worker_token>"},
+                        status_code=401,
+                        headers={"WWW-Authenticate": "Bearer"},
+                    )
+                    await refusal(scope, receive, send)
+                    return
+            await self.app(scope, receive, send)
 
-    def unknown(request: Request) -> Response:
-        return JSONResponse(
-            {"error": f"no job {request.path_params['job_id']} on this worker (it may have restarted)"},
-            status_code=404,
-        )
+    def of_job(
+        handler: Callable[[Request, Job], Awaitable[Response]],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """A route on /jobs/{job_id}...: 404 for a job the worker does not know."""
+
+        async def endpoint(request: Request) -> Response:
+            job_id = request.path_params["job_id"]
+            job = queue.jobs.get(job_id)
+            if job is None:
+                return JSONResponse(
+                    {"error": f"no job {job_id} on this worker (it may have restarted)"}, status_code=404
+                )
+            return await handler(request, job)
+
+        return endpoint
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
     async def submit(request: Request) -> Response:
-        if not authorized(request):
-            return refuse()
         try:
             body = await request.json()
         except ValueError:
@@ -382,32 +391,17 @@ def create_app(queue: JobQueue, token: str) -> Any:
         return JSONResponse(job.summary(), status_code=202)
 
     async def list_jobs(request: Request) -> Response:
-        if not authorized(request):
-            return refuse()
         jobs = sorted(queue.jobs.values(), key=lambda j: j.created, reverse=True)
         return JSONResponse({"jobs": [job.summary() for job in jobs]})
 
-    async def show(request: Request) -> Response:
-        if not authorized(request):
-            return refuse()
-        job = find(request)
-        return JSONResponse(job.result()) if job else unknown(request)
+    async def show(request: Request, job: Job) -> Response:
+        return JSONResponse(job.result())
 
-    async def cancel(request: Request) -> Response:
-        if not authorized(request):
-            return refuse()
-        job = find(request)
-        if job is None:
-            return unknown(request)
+    async def cancel(request: Request, job: Job) -> Response:
         queue.cancel(job, "on request")
         return JSONResponse(job.summary())
 
-    async def events(request: Request) -> Response:
-        if not authorized(request):
-            return refuse()
-        job = find(request)
-        if job is None:
-            return unknown(request)
+    async def events(request: Request, job: Job) -> Response:
         try:
             after = int(request.query_params.get("after", "0"))
         except ValueError:
@@ -441,9 +435,9 @@ def create_app(queue: JobQueue, token: str) -> Any:
         Route("/health", health),
         Route("/jobs", submit, methods=["POST"]),
         Route("/jobs", list_jobs, methods=["GET"]),
-        Route("/jobs/{job_id}", show),
-        Route("/jobs/{job_id}/events", events),
-        Route("/jobs/{job_id}/cancel", cancel, methods=["POST"]),
+        Route("/jobs/{job_id}", of_job(show)),
+        Route("/jobs/{job_id}/events", of_job(events)),
+        Route("/jobs/{job_id}/cancel", of_job(cancel), methods=["POST"]),
     ]
 
     @contextlib.asynccontextmanager
@@ -460,7 +454,7 @@ def create_app(queue: JobQueue, token: str) -> Any:
             watcher.cancel()
             await queue.shutdown()
 
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(TokenRequired)])
 
 
 def serve(plugin_dir: Path, config: Any, log: Any) -> None:
@@ -468,9 +462,7 @@ def serve(plugin_dir: Path, config: Any, log: Any) -> None:
     try:
         import uvicorn
     except ImportError:
-        raise ConfigError(
-            "the worker needs Starlette and uvicorn: pip install -r requirements.txt"
-        ) from None
+        raise ConfigError("the worker needs Starlette and uvicorn: pip install -r requirements.txt") from None
     if not config.worker_token:
         raise ConfigError(
             "worker_token: not set; the worker refuses to run without a shared secret. Set "

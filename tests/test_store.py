@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -69,14 +71,16 @@ def test_a_killed_holder_never_leaves_the_lock_stuck(tmp_path: Path) -> None:
 
 
 def test_opening_a_new_store_waits_for_another_process_writing_it(tmp_path: Path) -> None:
-    import sqlite3
-    import threading
-
+    """Switching a new file to WAL needs a lock SQLite does not wait for by itself (``use_wal``, which
+    the analysis cache shares): opening while another process writes must wait, not fail with
+    "database is locked"."""
     path = tmp_path / "s.sqlite"
     other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     other.execute("CREATE TABLE t (x)")
     other.execute("BEGIN IMMEDIATE")  # another process in the middle of a write
     other.execute("INSERT INTO t VALUES (1)")
     threading.Timer(0.5, lambda: other.execute("COMMIT")).start()
+    started = time.monotonic()
     with Store(path) as store:
+        assert time.monotonic() - started >= 0.4
         assert store.enqueue(["1"], "import") == 1

@@ -8,18 +8,14 @@ as in Stash's Alpine image. Both talk to the project's Stash test server.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +24,10 @@ import pytest
 from tests.polling import wait_until
 from tests.stash_server import PluginRun, StashTestServer, hook_args, load_manifest, run_plugin, task_args
 from tests.test_writeback_plugin import CONFIG, canonical, seeded_server, videos  # noqa: F401 - fixture
+from tests.worker_process import TOKEN, Worker, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = load_manifest(ROOT / "ai_tagger.yml")
-TOKEN = "worker-test-token"
 ENDED = ("finished", "failed", "cancelled")
 VARYING = ("run_id", "seconds", "created_at")
 """Output keys that differ between any two runs of the same task."""
@@ -55,85 +51,6 @@ class _StandardLibraryOnly:
 
 sys.meta_path.insert(0, _StandardLibraryOnly())
 '''
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Worker:
-    """``ai_tagger.py serve`` in its own process group, on a free loopback port."""
-
-    def __init__(self, plugin_dir: Path, data: Path, config: Path, *, grace: float = 30.0, jobs: int = 1,
-                 token: str = TOKEN, env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = data.parent / f"worker-{self.port}.log"
-        env = {**os.environ, "AI_TAGGER_DATA_DIR": str(data), "AI_TAGGER_CONFIG": str(config),
-               "AI_TAGGER_WORKER_TOKEN": token, "AI_TAGGER_WORKER_GRACE": str(grace),
-               "AI_TAGGER_WORKER_JOBS": str(jobs), **(env or {})}
-        with self.log_path.open("w") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, str(plugin_dir / "ai_tagger.py"), "serve", "--port", str(self.port)],
-                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)
-        wait_until(self._healthy, 60, f"the worker at {self.url} to answer /health")
-
-    def _healthy(self) -> bool:
-        if self.process.poll() is not None:
-            raise AssertionError(f"the worker exited: {self.log_path.read_text()[-2000:]}")
-        try:
-            return self.call("GET", "/health", token=None)[0] == 200
-        except OSError:
-            return False
-
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None,
-             token: str | None = TOKEN) -> tuple[int, Any]:
-        headers = {"Content-Type": "application/json"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        request = urllib.request.Request(self.url + path, method=method, headers=headers,
-                                         data=json.dumps(body).encode() if body is not None else None)
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read())
-
-    def jobs(self) -> list[dict[str, Any]]:
-        return self.call("GET", "/jobs")[1]["jobs"]
-
-    def events(self, job_id: str, after: int = 0, stop: Callable[[dict[str, Any]], bool] | None = None
-               ) -> list[dict[str, Any]]:
-        """Events of a job from ``after``, until its end (or until ``stop(event)``), then hang up."""
-        request = urllib.request.Request(f"{self.url}/jobs/{job_id}/events?after={after}",
-                                         headers={"Authorization": f"Bearer {TOKEN}"})
-        seen = []
-        with urllib.request.urlopen(request, timeout=30) as stream:
-            for line in stream:
-                event = json.loads(line)
-                if event["type"] == "ping":
-                    continue
-                seen.append(event)
-                if event["type"] == "end" or (stop and stop(event)):
-                    break
-        return seen
-
-    def kill(self) -> None:
-        """SIGKILL the worker alone (a crash): its jobs must go with it."""
-        self.process.kill()
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
 
 
 @pytest.fixture(scope="module")

@@ -37,6 +37,7 @@
   /** How long the page may take to render the patched tab before the panel goes into the DOM. */
   const FALLBACK_DELAY_MS = 1000;
   const MAX_EVIDENCE_FRAMES = 8;
+  const JOB_GONE = "The job left Stash's job list before it ended; see Stash's log.";
 
   const RUN_TASK = `mutation RunPluginTask($plugin: ID!, $task: String!, $args: Map) {
     runPluginTask(plugin_id: $plugin, task_name: $task, args_map: $args)
@@ -194,7 +195,7 @@
   /** After a task on the scene: a toast with the result or the error, and the AI tab reloaded. */
   async function reportJob(sceneId, job, doneText) {
     if (job.status === "GONE") {
-      showToast("The job left Stash's job list before it ended; see Stash's log.", "error");
+      showToast(JOB_GONE, "error");
       refreshPanel(sceneId);
       return;
     }
@@ -224,9 +225,14 @@
   /** Per scene id: the label of its running tagging job, so a re-rendered toolbar keeps it. */
   const running = {};
 
-  function sceneIdFromLocation() {
-    const match = window.location.pathname.match(/\/scenes\/(\d+)(?:\/|$)/);
+  /** The scene id in a path or link (/scenes/12, /stash/scenes/12?t=3), or null (/scenes/markers). */
+  function sceneIdIn(path) {
+    const match = (path || "").match(/\/scenes\/(\d+)(?:[/?#]|$)/);
     return match ? match[1] : null;
+  }
+
+  function sceneIdFromLocation() {
+    return sceneIdIn(window.location.pathname);
   }
 
   function showButtonState(button, sceneId) {
@@ -284,12 +290,6 @@
     return /\/scenes\/?$/.test(window.location.pathname);
   }
 
-  /** The scene id a link points at, or null (/scenes/markers and the like are not scenes). */
-  function linkedSceneId(link) {
-    const match = (link.getAttribute("href") || "").match(/\/scenes\/(\d+)(?:[/?#]|$)/);
-    return match ? match[1] : null;
-  }
-
   /** Scene ids in page order: of the selected (checked) cards and table rows, or of every scene
    * shown when nothing is selected. Stash's SceneListOperations props carry no ids. */
   function listedSceneIds(selectedOnly) {
@@ -298,7 +298,7 @@
     for (const item of items) {
       if (selectedOnly && !item.querySelector('input[type="checkbox"]:checked')) continue;
       for (const link of item.querySelectorAll("a[href]")) {
-        const id = linkedSceneId(link);
+        const id = sceneIdIn(link.getAttribute("href"));
         if (id) {
           if (!ids.includes(id)) ids.push(id);
           break;
@@ -322,21 +322,21 @@
     }
     const what = plural(ids.length, "scene");
     listRunning = true;
-    const button = document.querySelector("." + LIST_BUTTON_CLASS);
+    /** The fallback toolbar button, when there is one, shows the job's state. */
     const show = (label) => {
-      const current = document.querySelector("." + LIST_BUTTON_CLASS);
-      if (current) {
-        current.textContent = label || "AI tag";
-        current.disabled = Boolean(label);
+      const button = document.querySelector("." + LIST_BUTTON_CLASS);
+      if (button) {
+        button.textContent = label || "AI tag";
+        button.disabled = Boolean(label);
       }
     };
     try {
       const jobId = await runTask(TASK_TAG_SCENES, { mode: "scene", scene_ids: ids.join(",") });
       showToast("AI tagging of " + what + " queued.", "success");
-      if (button) show(jobLabel("AI tag", null));
+      show(jobLabel("AI tag", null));
       const job = await watchJob(jobId, (current) => show(jobLabel("AI tag", current)));
       if (job.status === "FINISHED") showToast("AI tagging of " + what + " finished.", "success");
-      else if (job.status === "GONE") showToast("The job left Stash's job list before it ended; see Stash's log.", "error");
+      else if (job.status === "GONE") showToast(JOB_GONE, "error");
       else showToast(job.error || "AI tagging of " + what + " " + job.status.toLowerCase() + ".", "error");
     } catch (error) {
       showToast("Could not tag the scenes: " + (error.message || error), "error");
@@ -372,12 +372,7 @@
     button.className = "btn btn-secondary " + LIST_BUTTON_CLASS;
     button.title = "Tag the selected scenes (or, with none selected, this page's scenes) with the AI tagger";
     button.textContent = "AI tag";
-    button.addEventListener("click", () => {
-      const selected = document.querySelector(
-        '.scene-card input[type="checkbox"]:checked, .scene-list-table tbody tr input[type="checkbox"]:checked'
-      );
-      tagListedScenes(Boolean(selected));
-    });
+    button.addEventListener("click", () => tagListedScenes(listedSceneIds(true).length > 0));
     toolbar.appendChild(button);
   }
 
