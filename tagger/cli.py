@@ -25,7 +25,7 @@ from typing import Any
 
 from tagger import __version__
 from tagger.bootstrap import data_dir, ensure_runtime
-from tagger.errors import TaggerError
+from tagger.errors import ConfigError, TaggerError
 from tagger.protocol import StashLog, StdoutGuard, guard_stdout
 
 
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(demo)
 
     run = commands.add_parser("run", help="run a plugin mode against a Stash server")
-    run.add_argument("--mode", required=True, help="untagged, queue, scene, all, gallery, undo, report")
+    run.add_argument("--mode", required=True, help="untagged, queue, scene, all, gallery, undo, report, maintenance")
     run.add_argument("--scene-id", help="the scene for --mode scene (or undo of one scene)")
     run.add_argument("--run-id", help="with --mode undo: undo only this run (its id is in each run's output)")
     run.add_argument("--dry-run", action="store_true", help="analyse and report; change nothing")
@@ -72,7 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_stash(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stash-url", help="Stash's address, e.g. http://localhost:9999")
-    parser.add_argument("--api-key", help="Stash API key (Settings > Security)")
+    parser.add_argument("--api-key", help="Stash API key (Settings > Security); visible to anyone who "
+                        "lists processes: prefer AI_TAGGER_API_KEY or --api-key-file")
+    parser.add_argument("--api-key-file", metavar="PATH",
+                        help="read the Stash API key from this file (its first line)")
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -92,7 +95,26 @@ def config_flags(args: argparse.Namespace) -> dict[str, Any]:
     flags = {key: getattr(args, attr) for attr, key in names.items() if getattr(args, attr, None) is not None}
     if getattr(args, "path_mapping", None):
         flags["path_mappings"] = ";".join(args.path_mapping)
+    if getattr(args, "api_key_file", None):
+        flags["api_key"] = read_secret_file(args.api_key_file, "--api-key-file")
     return flags
+
+
+def read_secret_file(path: str, what: str) -> str:
+    """The first line of a file holding a secret (so it never appears in the process list).
+
+    Raises:
+        ConfigError: the file cannot be read or is empty.
+    """
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{what}: cannot read {path} ({type(error).__name__}); "
+                          "give a readable UTF-8 text file holding the key") from None
+    secret = lines[0].strip() if lines else ""
+    if not secret:
+        raise ConfigError(f"{what}: {path} is empty; put the key on its first line")
+    return secret
 
 
 def main(argv: list[str], plugin_dir: Path) -> int:
@@ -120,7 +142,7 @@ def main(argv: list[str], plugin_dir: Path) -> int:
     except TaggerError as error:
         if os.environ.get("AI_TAGGER_DEBUG") == "1":
             traceback.print_exc()
-        print(f"error: {error}", file=sys.stderr)
+        log.error(str(error))
         guard.write_text("")
         return 1
 
@@ -159,7 +181,6 @@ def _dispatch(args: argparse.Namespace, plugin_dir: Path, log: StashLog, guard: 
 
 
 def _run(args: argparse.Namespace, plugin_dir: Path, log: StashLog, guard: StdoutGuard) -> int:
-    from tagger.errors import ConfigError
     from tagger.runner import load_config, open_run
     from tagger.stash import StashClient
     from tagger.tasks import SELECTIONS

@@ -18,12 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from tagger.errors import ConfigError
+from tagger.redact import MASK, register_secret
 
 ANALYZERS = ("faces", "content", "text", "shots")
 """Analyzer families a user can switch on or off."""
 
 SAMPLING_MODES = ("interval", "keyframes")
 """How frames are chosen: one per interval (exact), or keyframes only (fast)."""
+
+SECRET_OPTIONS = ("api_key", "worker_token")
+"""Options that hold credentials: masked in ``repr``, known to the redaction, never sent to Ray."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,13 @@ class Config:
     studio_overwrite: bool = False
     status_tags: bool = False
     review_margin: float = 0.15
+
+    def __repr__(self) -> str:
+        def shown(name: str) -> str:
+            value = getattr(self, name)
+            return repr(MASK) if name in SECRET_OPTIONS and value else repr(value)
+
+        return f"Config({', '.join(f'{f.name}={shown(f.name)}' for f in fields(self))})"
 
     def tag_overrides(self) -> dict[str, dict[str, Any]]:
         """Per-label tag rule overrides as ``{label: {field: value}}``."""
@@ -396,6 +407,9 @@ def build_config(*layers: Mapping[str, Any]) -> Config:
             if key not in _BY_NAME:
                 raise _unknown_key(key, list(_BY_NAME), "configuration")
             merged[key] = value
+    for key in SECRET_OPTIONS:  # before any check, whose message might quote the value
+        if isinstance(merged.get(key), str):
+            register_secret(merged[key])
     values = {key: _BY_NAME[key].parse(key, value) for key, value in merged.items()}
     return Config(**values)
 

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tagger.redact import redact
 from tagger.store import Store
 
 
@@ -124,7 +125,7 @@ class Journal:
                 db.execute(
                     "UPDATE journal SET status = ?, target = COALESCE(?, target), settled_at = ?, "
                     "note = COALESCE(?, note) WHERE id = ?",
-                    (status, target, now, note, row),
+                    (status, target, now, redact(note) if note else note, row),
                 )
 
     def record(self, intent: Intent, note: str | None = None) -> int:
@@ -138,7 +139,8 @@ class Journal:
             "INSERT INTO journal (run_id, scene_id, action, target, payload, before, reason, status, "
             "created_at, settled_at, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (self.run_id, intent.scene_id, intent.action, intent.target, _dump(intent.payload) or "{}",
-             _dump(intent.before), _dump(intent.reason), status, now, settled, note),
+             _dump(intent.before), _dump(intent.reason), status, now, settled,
+             redact(note) if note else note),
         )
         return int(cursor.lastrowid or 0)
 

@@ -20,6 +20,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from tagger.redact import redact, register_secret
+
 LEVELS = {"trace": "t", "debug": "d", "info": "i", "warning": "w", "error": "e"}
 """Stash's log level letters, by name."""
 
@@ -104,6 +106,8 @@ def _parse_connection(connection: dict[str, Any]) -> ServerConnection:
     session_cookie = None
     if isinstance(cookie, dict) and cookie.get("Value"):
         session_cookie = (str(cookie.get("Name") or "session"), str(cookie["Value"]))
+        register_secret(session_cookie[1])
+    register_secret(str(connection.get("ApiKey") or ""))
     try:
         port = int(connection.get("Port") or 9999)
     except (TypeError, ValueError) as error:
@@ -156,7 +160,7 @@ class StashLog:
 
     def log(self, level: str, message: str) -> None:
         letter = LEVELS.get(level, "i")
-        for line in str(message).splitlines() or [""]:
+        for line in redact(str(message)).splitlines() or [""]:
             if len(line) > MAX_LOG_LINE:
                 line = line[: MAX_LOG_LINE - 1] + "…"
             self._write(f"{level}: {line}" if self._plain else f"\x01{letter}\x02{line}")
@@ -223,7 +227,7 @@ class StdoutGuard:
         if self._written:
             return
         self._written = True
-        view = memoryview(text.encode("utf-8"))
+        view = memoryview(redact(text).encode("utf-8"))  # masks keep JSON valid: no quotes
         while view:
             written = os.write(self._fd, view)
             view = view[written:]

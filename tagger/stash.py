@@ -10,12 +10,14 @@ Every operation is an ``Operation`` constant in this module; creating one regist
 schema. The client only sends registered operations.
 
 Errors (see ``tagger.errors``): no answer after retries -> ``StashUnreachableError`` ("Stash at
-URL is not reachable: ..."); 401/403 -> ``StashAuthError``; GraphQL errors -> ``GraphQLError``
-naming the operation.
+URL is not reachable: ..."); a non-idempotent mutation sent but not answered ->
+``StashReplyLostError`` (never sent twice); 401/403 -> ``StashAuthError``; GraphQL errors ->
+``GraphQLError`` naming the operation.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import time
@@ -27,7 +29,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tagger.errors import GraphQLError, StashAuthError, StashError, StashUnreachableError
+from tagger.errors import (
+    GraphQLError,
+    StashAuthError,
+    StashError,
+    StashReplyLostError,
+    StashUnreachableError,
+)
+from tagger.redact import MASK, register_secret, url_without_secrets
 
 OPERATIONS: dict[str, Operation] = {}
 """Every operation the project sends, by name (filled as the constants below are created)."""
@@ -35,7 +44,12 @@ OPERATIONS: dict[str, Operation] = {}
 
 @dataclass(frozen=True)
 class Operation:
-    """One named GraphQL document. ``idempotent`` operations may be retried after a timeout."""
+    """One named GraphQL document.
+
+    ``idempotent`` operations are sent again after any failure. The others (creations, deletions,
+    queueing a task) are sent again only when the request certainly did not reach Stash; after
+    it may have, the client raises ``StashReplyLostError`` and the caller looks in Stash.
+    """
 
     name: str
     document: str
@@ -181,16 +195,25 @@ ALL_STUDIOS = Operation(
 )
 
 Transport = Callable[[urllib.request.Request, float], tuple[int, bytes]]
-"""Sends one HTTP request and returns (status, body). Raises OSError when nothing answers."""
+"""Sends one HTTP request and returns (status, body). Raises ``urllib.error.URLError`` when the
+request was not sent whole (refused, unknown host, failed while sending: Stash cannot have acted
+on it), and any other OSError when it was sent but no whole answer came back."""
 
 
 def urllib_transport(request: urllib.request.Request, timeout: float) -> tuple[int, bytes]:
-    """The default transport: urllib, with HTTP errors returned as statuses, not raised."""
+    """The default transport: urllib, with HTTP errors returned as statuses, not raised.
+
+    urllib wraps only errors of connecting and sending in ``URLError``; those of the answer
+    (reset, closed, timed out) come raw, or as ``http.client.HTTPException`` (cut short), which
+    is turned into a ``ConnectionError`` here.
+    """
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
+    except http.client.HTTPException as error:
+        raise ConnectionError(f"the answer was cut short ({type(error).__name__})") from error
 
 
 @dataclass
@@ -217,6 +240,18 @@ class StashClient:
 
     def __post_init__(self) -> None:
         self.url = self.url.rstrip("/")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Every credential the client is given is known to the redaction from that moment on.
+        if name == "api_key" and value:
+            register_secret(str(value))
+        elif name == "session_cookie" and value:
+            register_secret(str(value[1]))
+        super().__setattr__(name, value)
+
+    def __repr__(self) -> str:
+        return (f"StashClient(url={self.url!r}, api_key={MASK if self.api_key else None!r}, "
+                f"session_cookie={MASK if self.session_cookie else None!r})")
 
     @property
     def auth_headers(self) -> dict[str, str]:
@@ -252,21 +287,37 @@ class StashClient:
             )
             try:
                 status, payload = self.transport(request, self.timeout)
+            except urllib.error.URLError as error:  # not sent whole: safe to send again
+                last_problem = describe_os_error(error)
+                continue
             except (TimeoutError, socket.timeout) as error:
                 last_problem = f"no answer within {self.timeout:.0f} s ({error})"
                 if not operation.idempotent:
-                    break  # it may have been applied: never send a mutation twice blindly
+                    raise self._reply_lost(operation, last_problem, in_flight=True) from error
                 continue
             except OSError as error:
                 last_problem = describe_os_error(error)
+                if not operation.idempotent:
+                    raise self._reply_lost(operation, last_problem, in_flight=False) from error
                 continue
             if status in (502, 503, 504):
                 last_problem = f"HTTP {status}"
+                # A proxy's 502/503/504 may come after it passed the request on; after a 504
+                # (it stopped waiting) Stash may even be applying it still.
+                if not operation.idempotent:
+                    raise self._reply_lost(operation, last_problem, in_flight=status == 504)
                 continue
             return status, payload
         raise StashUnreachableError(
             f"Stash at {self.url} is not reachable: {last_problem} (after {self.attempts} tries). "
             "Check that Stash is running and that the URL is right."
+        )
+
+    def _reply_lost(self, operation: Operation, problem: str, *, in_flight: bool) -> StashReplyLostError:
+        return StashReplyLostError(
+            f"Stash at {self.url} may have applied {operation.name}, but its answer was lost "
+            f"({problem}); it was not sent again, so that it cannot happen twice.",
+            operation=operation.name, in_flight=in_flight,
         )
 
     def _decode(self, operation: Operation, status: int, payload: bytes) -> dict[str, Any]:
@@ -419,6 +470,13 @@ class StashClient:
                 return
             page += 1
 
+    def find_performers_named(self, name: str) -> list[StashPerformer]:
+        """Performers called ``name`` (case-insensitive, as Stash keeps names unique)."""
+        found = self.execute(FIND_PERFORMERS, {"filter": {"q": name, "per_page": 50}})["findPerformers"]
+        return [StashPerformer(id=str(p["id"]), name=p["name"], disambiguation=p.get("disambiguation") or "",
+                               aliases=tuple(p.get("alias_list") or ()), image_path=p.get("image_path") or "")
+                for p in found["performers"] if p["name"].casefold() == name.casefold()]
+
     def create_performer(self, name: str, image: str | None = None) -> str:
         """Create a performer (``image``: a data URL or an http URL Stash fetches); returns its id."""
         data: dict[str, Any] = {"name": name}
@@ -535,7 +593,9 @@ class StashScene:
             id=str(scene["id"]),
             title=scene.get("title") or (Path(files[0].path).name if files else f"scene {scene['id']}"),
             files=files,
-            stream_url=(scene.get("paths") or {}).get("stream"),
+            # Stash builds the stream URL with ``?apikey=KEY``: the key would travel in every error
+            # that quotes the URL. The tagger sends it as the ApiKey header instead.
+            stream_url=_stream_url((scene.get("paths") or {}).get("stream")),
             tag_ids=frozenset(str(t["id"]) for t in scene.get("tags") or []),
             performer_ids=frozenset(str(p["id"]) for p in scene.get("performers") or []),
             studio_id=str(scene["studio"]["id"]) if scene.get("studio") else None,
@@ -608,15 +668,12 @@ def _error_text(error: Any) -> str:
     return str(error)
 
 
+def _stream_url(url: str | None) -> str | None:
+    return url_without_secrets(url) if url else None
+
+
 def _int_or_none(value: Any) -> int | None:
     try:
         return int(value) if value is not None else None
     except (TypeError, ValueError):
         return None
-
-
-def url_with_query(url: str, **params: str) -> str:
-    """``url`` with extra query parameters (e.g. ``apikey`` for clients that cannot send headers)."""
-    parts = urllib.parse.urlsplit(url)
-    query = urllib.parse.parse_qsl(parts.query) + list(params.items())
-    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))

@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tagger.redact import redact
+
 SCHEMA_VERSION = 3
 """Bumped with every change of the tables below (older stores gain new tables on open)."""
 
@@ -221,7 +223,8 @@ class Store:
         """Record the outcome for a scene and take it off the queue, in one transaction."""
         with self.transaction() as db:
             db.execute("INSERT OR REPLACE INTO processed VALUES (?, ?, ?, ?, ?, ?)",
-                       (str(scene_id), fingerprint, run_id, time.time(), status, detail))
+                       (str(scene_id), fingerprint, run_id, time.time(), status,
+                        redact(detail) if detail else detail))
             db.execute("DELETE FROM queue WHERE scene_id = ?", (str(scene_id),))
 
     def forget_processed(self, scene_ids: list[str]) -> None:

@@ -31,6 +31,7 @@ import numpy as np
 
 from tagger.errors import StashError
 from tagger.faces.match import GalleryIndex
+from tagger.redact import redact
 from tagger.store import Store
 
 Log = Callable[[str, str], None]
@@ -193,7 +194,7 @@ class Gallery:
                 )
             db.execute(
                 "INSERT OR REPLACE INTO gallery_performers VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (pid, name, stamp, self.model, status, detail, now),
+                (pid, name, stamp, self.model, status, redact(detail) if detail else detail, now),
             )
 
     def set_scene_faces(
