@@ -92,8 +92,15 @@ def _request_queue_task(plugin_input: PluginInput, store: Store, log: StashLog) 
     return job
 
 
+SECRET_SETTINGS = frozenset({"apiKey", "workerToken"})
+"""Plugin settings that hold credentials: never written to the settings cache (a file)."""
+
+
 def cached_settings(store: Store, client: Any, now: float) -> dict[str, Any]:
     """The plugin's settings in Stash, read at most once a minute (cached in the store).
+
+    The cache holds no secret setting: an answer from the cache lacks them (``fresh_settings``
+    asks Stash when one is needed).
 
     Raises:
         StashError: Stash did not answer (remembered as "no settings" for a minute).
@@ -111,7 +118,8 @@ def cached_settings(store: Store, client: Any, now: float) -> dict[str, Any]:
     except StashError:
         store.set_meta(SETTING_CACHE, json.dumps([now, {}]))  # not answering: ask again in a minute
         raise
-    store.set_meta(SETTING_CACHE, json.dumps([now, values]))
+    kept = {name: value for name, value in values.items() if name not in SECRET_SETTINGS}
+    store.set_meta(SETTING_CACHE, json.dumps([now, kept]))
     return values
 
 

@@ -79,9 +79,11 @@ def worker_target(plugin_input: PluginInput, plugin_dir: Path, data_dir: Path) -
 
 def _from_config_file(plugin_dir: Path) -> dict[str, str]:
     """worker_url / worker_token from config.yaml: top-level scalars, read without PyYAML here."""
+    from tagger.config import config_text  # stdlib only, like this module
+
     path = Path(os.environ.get("AI_TAGGER_CONFIG") or plugin_dir / "config.yaml")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = config_text(path)
     except OSError:
         return {}
     found = {}
@@ -102,6 +104,9 @@ def _from_stash_settings(plugin_input: PluginInput, data_dir: Path) -> dict[str,
         with Store(data_dir / "tagger.sqlite") as store:
             try:
                 settings = cached_settings(store, hook_client(plugin_input), time.time())
+                if settings.get("workerUrl") and "workerToken" not in settings:
+                    # The cache keeps no secret: a worker configured in Stash needs its token asked.
+                    settings = hook_client(plugin_input).plugin_settings("ai_tagger")
             except StashError:
                 settings = {}  # the hook runs here, keeps the scene queued and says Stash is away
     else:

@@ -153,3 +153,20 @@ def test_the_secrets_test_would_see_a_leak(tmp_path: Path) -> None:
     db.commit()
     db.close()
     assert leaks(b"".join(written_files(tmp_path).values())) == [API_KEY]
+
+
+def test_the_hook_caches_the_plugin_settings_without_their_secrets(plugin_dir: Path, tmp_path: Path) -> None:
+    from tests.stash_server import hook_args
+
+    data = tmp_path / "data"
+    server = StashTestServer(api_key=API_KEY, session_cookie=COOKIE)
+    server.state.plugin_config["ai_tagger"] = {"autoTagNew": True, "apiKey": API_KEY,
+                                               "workerToken": WORKER_TOKEN}
+    context = {"id": 1, "type": "Scene.Create.Post", "input": None, "inputFields": None}
+    with server:
+        run = run_plugin(plugin_dir, "ai_tagger", hook_args(MANIFEST, "Queue new scenes", context), server,
+                         env={"AI_TAGGER_DATA_DIR": str(data)})
+    assert run.error is None, run.stderr[-2000:]
+    assert [job["task_name"] for job in server.state.jobs.values()] == ["Tag queued scenes"]
+    for path, body in written_files(data).items():
+        assert not leaks(body), f"{path} holds {leaks(body)}"
