@@ -21,9 +21,15 @@ import numpy as np
 from tagger.detections import Analyzer, Detection
 from tagger.media.frames import DecodeReport, Frame, SamplingPlan, iter_frames
 from tagger.media.shots import MIN_BLACK_S, DetectorName, Shot, ShotDetector, TechnicalSpan
-from tagger.media.video import VideoInfo, probe
+from tagger.media.video import VideoInfo, is_url, probe
 
 Sampling = Literal["interval", "keyframes"]
+
+StopCause = Literal["budget", "interrupted", "truncated"]
+"""Why a pass ended before the end of the video: ``budget`` (the wall-clock budget ran out),
+``interrupted`` (the source stopped delivering: a dropped stream or an I/O error; reading again may
+get further) or ``truncated`` (a local file's data ends or turns undecodable there: reading the same
+file again ends there again)."""
 
 BATCH_SIZE = 8
 """Sample frames handed to each analyzer at once (bounded: at most this many frames are held)."""
@@ -107,6 +113,8 @@ class AnalysisResult:
     sample_times: list[float] = field(default_factory=list)
     frame_size: tuple[int, int] | None = None
     end: float = 0.0
+    stopped: StopCause | None = None
+    """Why the pass ended before the end of the video; None when it read the whole video."""
 
     @property
     def detections(self) -> list[Detection]:
@@ -185,6 +193,31 @@ def _end_time(info: VideoInfo, report: DecodeReport) -> float:
     return min(info.duration, report.last_time + frame_s)
 
 
+def stop_cause(report: DecodeReport, *, local: bool) -> StopCause | None:
+    """Why a pass ended early (see ``StopCause``), or None when it read the whole video.
+
+    Only a local file can be known to end: a stream that ends early is indistinguishable from a
+    dropped connection, so it counts as interrupted and is read again next time.
+    """
+    if report.budget_exceeded:
+        return "budget"
+    if not report.truncated:
+        return None
+    return "truncated" if local and not report.read_failed else "interrupted"
+
+
+def _pass_warnings(report: DecodeReport, stopped: StopCause | None) -> list[str]:
+    """The report's warnings, saying of a pass that may get further that the rest comes next time."""
+    later = "the rest is analysed next time"
+    if stopped == "interrupted":
+        cause = f" ({report.error})" if report.error else ""
+        return [f"reading stopped at {report.last_time or 0.0:.1f} s of {report.duration:.1f} s{cause}: "
+                f"{later}"]
+    if stopped == "budget":
+        return [f"{note}: {later}" for note in report.warnings()]
+    return report.warnings()
+
+
 def _make_detector(info: VideoInfo, options: AnalyzeOptions,
                    warnings: list[str]) -> ShotDetector | None:
     """The shot detector if wanted.
@@ -243,14 +276,15 @@ def analyze_file(
     report = stream.report
     end = _end_time(info, report)
     shots = detector.finish(end) if detector else None
-    warnings.extend(report.warnings())
+    stopped = stop_cause(report, local=not is_url(source))
+    warnings.extend(_pass_warnings(report, stopped))
     if progress is not None:
         progress(1.0)
     return AnalysisResult(
         file=source, info=info, frames_analysed=report.samples,
         shots=shots.shots if shots else [], technical=shots.technical if shots else [],
         detections_by_analyzer=found, timings=timings.seconds, warnings=warnings, report=report,
-        sample_times=sample_times, frame_size=frame_size, end=end,
+        sample_times=sample_times, frame_size=frame_size, end=end, stopped=stopped,
     )
 
 

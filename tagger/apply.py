@@ -4,7 +4,9 @@ Every mutation goes through ``_step``: its journal rows are written as intents, 
 sent, and the rows are confirmed with the ids Stash returned. A mutation Stash refuses marks its
 rows failed; one whose outcome is unknown (no answer) leaves them as intents, and ``reconcile``
 settles them on the next run by looking at Stash. So a SIGKILL between any two steps, followed
-by a re-run, converges to the state of an uninterrupted run.
+by a re-run, converges to the state of an uninterrupted run. A creation or deletion whose answer
+was lost (``StashReplyLostError``: the client never sends those twice) is settled at once the
+same way: found applied, it is adopted; not found, it is sent once more.
 
 Only ADD and REMOVE bulk updates touch a scene's tags and performers (a ``sceneUpdate`` with a
 full list would clobber an edit the user makes meanwhile); the studio is set with a
@@ -20,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tagger.errors import GraphQLError, StashError
+from tagger.errors import GraphQLError, StashError, StashReplyLostError
 from tagger.journal import Action, Intent, Journal, JournalEntry
 from tagger.plan import (
     MarkerState,
@@ -106,17 +108,55 @@ class Applier:
 
         ``send`` returns one target per intent (None keeps the intended one) or None for all.
         Stash refusing the mutation marks the rows failed and re-raises; an unknown outcome
-        (no answer) leaves them as intents for ``reconcile``.
+        (no answer) leaves them as intents for ``reconcile``. A lost answer is settled here by
+        looking at Stash: applied -> confirmed with what Stash has (a created object adopted);
+        not applied -> sent once more, unless Stash may still be applying it (a timeout), when
+        sending again could make it twice: then the rows stay intents for ``reconcile``.
         """
         rows = self.journal.intend(intents)
-        try:
-            targets = send()
-        except GraphQLError as error:
-            self.journal.fail(rows, str(error))
-            raise
-        targets = list(targets) if targets is not None else [None] * len(rows)
-        self.journal.confirm(dict(zip(rows, targets)))
-        return [t if t is not None else i.target for t, i in zip(targets, intents)]
+        sent_again = False
+        while True:
+            try:
+                targets = send()
+            except GraphQLError as error:
+                self.journal.fail(rows, str(error))
+                raise
+            except StashReplyLostError as lost:
+                found = self._effect_in_stash(rows)
+                if found is not None:
+                    self.journal.confirm(found, note="answer lost; found applied in Stash")
+                    self.log("debug", f"{lost.operation}: answer lost, found applied in Stash")
+                    return [found[r] if found[r] is not None else i.target for r, i in zip(rows, intents)]
+                if sent_again or lost.in_flight:
+                    raise
+                sent_again = True
+                self.log("warning", f"{lost.operation}: answer lost and not applied; sending it once more")
+                continue
+            targets = list(targets) if targets is not None else [None] * len(rows)
+            self.journal.confirm(dict(zip(rows, targets)))
+            return [t if t is not None else i.target for t, i in zip(targets, intents)]
+
+    def _effect_in_stash(self, rows: Sequence[int]) -> dict[int, str | None] | None:
+        """After a lost answer: each row's target when Stash shows the whole step applied, else None.
+
+        One step is one mutation, which Stash applies in one transaction: all of it or nothing.
+        """
+        wanted = set(rows)
+        entries = [e for e in self.journal.pending() if e.id in wanted]
+        current = self.client.find_scene(entries[0].scene_id) if entries[0].scene_id else None
+        owned_markers, created = self._owned_objects()
+        found: dict[int, str | None] = {}
+        for entry in entries:
+            applied, target = self._was_applied(entry, current, owned_markers, created)
+            if not applied:
+                return None
+            found[entry.id] = target
+        return found
+
+    def _owned_objects(self) -> tuple[set[str], set[str]]:
+        """Ids of the markers and tags confirmed as the tagger's creations (never adopted twice)."""
+        markers = {e.target for e in self.journal.done(actions=(Action.CREATE_MARKER,)) if e.target}
+        return markers, set(self.journal.created_tags())
 
     def _destroy_markers(self, scene_id: str, markers: Sequence[tuple[str, MarkerState]], why: str) -> None:
         """Destroy the tagger's markers (as they are now: ``state``), journaled, in one mutation."""
@@ -181,6 +221,26 @@ class Applier:
         self._tag_ids[tag_key(name)] = tag_id
         self.log("debug", f"created tag {name!r} ({tag_id})")
         return tag_id
+
+    # ---- performers ------------------------------------------------------------------------
+
+    def create_performer(self, name: str, image: str | None = None) -> str:
+        """Create the performer the user named (kept by undo, so not journaled); returns its id.
+
+        A lost answer is settled by name, which Stash keeps unique: found, it is adopted; not
+        found, it is sent once more (unless Stash may still be applying it).
+        """
+        try:
+            return self.client.create_performer(name, image)
+        except StashReplyLostError as lost:
+            found = self.client.find_performers_named(name)
+            if found:
+                self.log("debug", f"PerformerCreate: answer lost, {name!r} found in Stash ({found[0].id})")
+                return found[0].id
+            if lost.in_flight:
+                raise
+            self.log("warning", "PerformerCreate: answer lost and not applied; sending it once more")
+            return self.client.create_performer(name, image)
 
     # ---- apply -----------------------------------------------------------------------------
 
@@ -331,8 +391,7 @@ class Applier:
                 scenes[scene_id] = self.client.find_scene(scene_id)
             return scenes[scene_id]
 
-        owned_markers = {e.target for e in self.journal.done(actions=(Action.CREATE_MARKER,)) if e.target}
-        created = set(self.journal.created_tags())
+        owned_markers, created = self._owned_objects()
         for entry in pending:
             applied, target = self._was_applied(entry, scene(entry.scene_id), owned_markers, created)
             if applied:

@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(demo)
 
     run = commands.add_parser("run", help="run a plugin mode against a Stash server")
-    run.add_argument("--mode", required=True, help="untagged, queue, scene, all, gallery, undo, report, maintenance")
+    run.add_argument("--mode", required=True,
+                     help="untagged, queue, scene, all, gallery, undo, report, maintenance")
     run.add_argument("--scene-id", help="the scene for --mode scene (or undo of one scene)")
     run.add_argument("--run-id", help="with --mode undo: undo only this run (its id is in each run's output)")
     run.add_argument("--dry-run", action="store_true", help="analyse and report; change nothing")

@@ -69,6 +69,9 @@ class Config:
     worker_jobs: int = 1
     worker_grace: float = 30.0
     worker_stash_url: str = ""
+    worker_tls_cert: str = ""
+    worker_tls_key: str = ""
+    worker_tls_ca: str = ""
     ray_address: str = ""
     ray_gpus: float = 1.0
     time_budget: float = 1800.0
@@ -300,6 +303,12 @@ OPTIONS: tuple[Option, ...] = (
            "its plugin stopped listening (a network blip); then it cancels the job (Stash's Stop)."),
     Option("worker_stash_url", _url, "How the worker reaches Stash (e.g. http://stash:9999 in "
            "Docker); empty: the address Stash gives the plugin."),
+    Option("worker_tls_cert", _text, "The worker serves HTTPS with this certificate (PEM file); "
+           "set worker_tls_key too. Empty: plain HTTP."),
+    Option("worker_tls_key", _text, "The private key (PEM file) of worker_tls_cert."),
+    Option("worker_tls_ca", _text, "On Stash's side: the certificate (or its CA, PEM) the plugin "
+           "trusts for an https worker_url, e.g. the worker's self-signed worker_tls_cert. Empty: "
+           "the system's trusted CAs."),
     Option("ray_address", _text, "Run the analysis on a Ray cluster: 'auto', ray://host:10001, or "
            "'local' for a cluster on this machine; empty: no Ray."),
     Option("ray_gpus", _number(float, 0.0, 8.0), "GPUs each video's Ray task asks for when the "
@@ -344,12 +353,30 @@ def _unknown_key(key: str, known: list[str], where: str) -> ConfigError:
     return ConfigError(f"{where}: unknown key {key!r}{hint}")
 
 
+def config_text(path: Path) -> str:
+    """The text of config.yaml, which must be UTF-8.
+
+    Raises:
+        ConfigError: the file is not UTF-8 text (named, with the first bad byte).
+        OSError: it cannot be read.
+    """
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        # A bare UnicodeDecodeError names neither the file nor what to do about it.
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start}); "
+            "save the file as UTF-8"
+        ) from None
+
+
 def read_config_file(path: Path) -> dict[str, Any]:
     """Read config.yaml into raw values (checked later by ``build_config``)."""
     import yaml  # the runtime has it; the hook path never reads config.yaml
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(config_text(path))
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from error
     except OSError as error:

@@ -3,7 +3,9 @@
     driver (this process)                         Ray worker processes (any node)
     scene -> media source -> VideoJob ──task──>   analyse_video: the process's Engine (built once
                                                   per configuration), engine.analyze -> outcome
-    ray.wait: outcomes as they finish   <──────   EngineResult, or the scene's error
+    ray.wait: outcomes as they finish   <──────   EngineResult, or the scene's error, or
+    (needs the stream: the same job again,        "cannot see this file, send the stream's
+     now with the stream's headers)               headers"
     plan, apply, journal, learn (tagger.tasks)
 
 - ``ray_address``: ``local`` starts a private cluster on this machine for the run (``ray.init``
@@ -20,7 +22,12 @@
   When Stash kills the plugin (Stop), the local cluster's workers die with it; Ray's two node
   agents notice their raylet is gone and exit within about a minute and a half. None of them
   holds the plugin's stdout.
-- Workers get the configuration without the Stash API key; a stream's headers travel with its job.
+- What travels to the cluster: the configuration without credentials (``SECRET_OPTIONS``), the
+  studios' names, and per video its path, oshash and Stash's stream URL without its ``apikey``.
+  Stash's credentials (the ``ApiKey`` header or session cookie) travel only with a video that is
+  really streamed: one the driver cannot read either, or one a node reports it cannot see (the
+  task returns ``needs_stream`` and the driver sends that job again with the headers). A library
+  the nodes read from disk sends no credential at all.
 """
 
 from __future__ import annotations
@@ -44,12 +51,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from tagger.config import Config
+from tagger.config import SECRET_OPTIONS, Config
 from tagger.decide.studio import StudioName
 from tagger.errors import ClusterError, ConfigError, MediaError, StashError, TaggerError
 from tagger.media.video import is_url
+from tagger.redact import url_without_secrets
 from tagger.stash import StashScene, media_source
-from tagger.tasks import Analysis, RunContext
+from tagger.tasks import Analysis, RunContext, traceback_lines, unexpected_message
 
 MAX_RETRIES = 3
 """Times a video is run again after its worker process or node died (Ray's ``max_retries``)."""
@@ -70,9 +78,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_EXCLUDES = (".git", ".venv", "venv", "node_modules", "__pycache__", "*.pyc", "*.sqlite*", "*.zip",
                     "*.mp4", "*.mkv", "/data", "/tests", "/bench", "/docs", "/ui")
 """What stays behind when the plugin folder is shipped to a cluster (data, media, dev files)."""
-
-SECRET_OPTIONS = ("api_key", "worker_token")
-"""Options that never leave this machine in a task's configuration."""
 
 NODE_DATA_DIR = "ai-tagger-ray"
 """Name of the node-local data folder (in the node's temp folder) where the driver's is absent."""
@@ -97,10 +102,14 @@ class VideoJob:
 
     scene_id: str
     location: str
+    """A path, or a stream URL (without credentials) when the driver cannot read the file either."""
     headers: dict[str, str] | None = None
+    """The stream's credentials, for a ``location`` that is a stream URL."""
     fingerprint: str | None = None
     stream_url: str | None = None
+    """Stash's stream URL (without credentials) for a node that cannot see ``location``."""
     stream_headers: dict[str, str] | None = None
+    """The stream's credentials, sent only once a node asked for them (None: not sent)."""
 
 
 @dataclass(frozen=True)
@@ -112,8 +121,10 @@ class VideoOutcome:
     """The video could not be read (MediaError, StashError): the scene fails, the run goes on."""
     fatal: str | None = None
     """Any other TaggerError (a model missing on that node): the run stops with it."""
+    needs_stream: bool = False
+    """The node cannot see the file and the job came without the stream's credentials: send it
+    again with ``stream_headers``."""
     via: str = "path"
-    headers: dict[str, str] | None = None
     seconds: float = 0.0
     node: str = ""
     pid: int = 0
@@ -131,17 +142,24 @@ def analyse_video(spec: EngineSpec, job: VideoJob) -> VideoOutcome:
     started = time.monotonic()
     node, via = socket.gethostname(), "stream" if is_url(job.location) else "path"
     location, headers = job.location, job.headers
+    if via == "path" and not Path(location).is_file() and job.stream_url:
+        # This node does not see the driver's file (another machine): stream it from Stash, with
+        # credentials the driver sends only now, for this video alone.
+        if job.stream_headers is None:
+            return _outcome(needs_stream=True, via="stream", started=started, node=node)
+        location, headers, via = job.stream_url, job.stream_headers, "stream"
     try:
         engine = _engine_for(spec)
-        if via == "path" and not Path(location).is_file() and job.stream_url:
-            # This node does not see the driver's file (another machine): stream it from Stash.
-            location, headers, via = job.stream_url, job.stream_headers, "stream"
         result = engine.analyze(location, headers=headers, fingerprint=job.fingerprint)
     except (MediaError, StashError) as error:
-        return _outcome(error=str(error), via=via, headers=headers, started=started, node=node)
+        return _outcome(error=str(error), via=via, started=started, node=node)
     except TaggerError as error:
-        return _outcome(fatal=str(error), via=via, headers=headers, started=started, node=node)
-    return _outcome(result=result, via=via, headers=headers, started=started, node=node)
+        return _outcome(fatal=str(error), via=via, started=started, node=node)
+    except Exception as error:  # a bug, or a file nobody foresaw: this video fails, not the run
+        _log.append(("error", f"scene {job.scene_id}: traceback of the unexpected error:"))
+        _log.extend(("error", line) for line in traceback_lines(error))
+        return _outcome(error=unexpected_message(location, error), via=via, started=started, node=node)
+    return _outcome(result=result, via=via, started=started, node=node)
 
 
 def _outcome(*, started: float, node: str, **fields: Any) -> VideoOutcome:
@@ -170,7 +188,7 @@ def _engine_for(spec: EngineSpec) -> Any:
 
 def without_secrets(config: Config) -> Config:
     """``config`` as workers get it: the analysis needs no credentials (a stream's headers travel
-    with its job)."""
+    with the one job that streams)."""
     secrets = {name: "" for name in SECRET_OPTIONS if getattr(config, name, "")}
     return replace(config, **secrets) if secrets else config
 
@@ -251,7 +269,7 @@ class RayAnalysis:
                                   tuple(engine.studios)))
         task = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False)(analyse_video)
         task = task.options(**self.options)
-        pending: dict[Any, tuple[int, StashScene]] = {}
+        pending: dict[Any, tuple[int, StashScene, VideoJob]] = {}
         queued = enumerate(scenes)
         more = True
         while True:
@@ -266,24 +284,41 @@ class RayAnalysis:
                 except (MediaError, StashError) as error:  # nothing to send: no readable source
                     yield Analysis(index, scene, error=str(error))
                     continue
-                pending[task.remote(spec, job)] = (index, scene)
+                pending[self._submit(task, spec, job)] = (index, scene, job)
             if not pending:
                 return
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
-                index, scene = pending.pop(ref)
-                yield self._collect(ref, index, scene)
+                index, scene, job = pending.pop(ref)
+                outcome = self._collect(ref, index, scene)
+                if isinstance(outcome, VideoOutcome):  # the node cannot see the file
+                    self.context.log.debug(f"scene {scene.id}: node {outcome.node} cannot see "
+                                           f"{job.location}; it streams the video from Stash")
+                    job = replace(job, stream_headers=dict(self.context.client.auth_headers))
+                    pending[self._submit(task, spec, job)] = (index, scene, job)
+                    continue
+                yield outcome
+
+    def _submit(self, task: Any, spec: Any, job: VideoJob) -> Any:
+        """Send one job to the cluster (everything a task gets passes here)."""
+        return task.remote(spec, job)
 
     def _job(self, scene: StashScene) -> VideoJob:
+        """The scene's job, with Stash's credentials only when the driver itself must stream."""
         client, file = self.context.client, scene.primary_file
         source = media_source(scene, self.context.config.map_path, client.auth_headers)
-        streamable = source.via == "path" and scene.stream_url
-        return VideoJob(scene_id=scene.id, location=source.location, headers=source.headers or None,
-                        fingerprint=file.oshash if file else None,
-                        stream_url=scene.stream_url if streamable else None,
-                        stream_headers=dict(client.auth_headers) if streamable else None)
+        fingerprint = file.oshash if file else None
+        if source.via == "stream":  # no node is likelier to see the file than this machine
+            return VideoJob(scene_id=scene.id, location=url_without_secrets(source.location),
+                            headers=source.headers or None, fingerprint=fingerprint)
+        # Without credentials there is nothing to hold back: a node that cannot see the file
+        # streams it at once.
+        return VideoJob(scene_id=scene.id, location=source.location, fingerprint=fingerprint,
+                        stream_url=url_without_secrets(scene.stream_url) if scene.stream_url else None,
+                        stream_headers=None if client.auth_headers else {})
 
-    def _collect(self, ref: Any, index: int, scene: StashScene) -> Analysis:
+    def _collect(self, ref: Any, index: int, scene: StashScene) -> Analysis | VideoOutcome:
+        """The task's analysis, or its outcome when it needs the stream's credentials."""
         from ray.exceptions import RayError, RayTaskError
 
         log = self.context.log
@@ -299,10 +334,14 @@ class RayAnalysis:
             log.log(level, f"Ray node {outcome.node}: {message}")
         if outcome.fatal is not None:
             raise ClusterError(f"on Ray node {outcome.node}: {outcome.fatal}")
+        if outcome.needs_stream:
+            return outcome
         log.debug(f"scene {scene.id}: analysed on {outcome.node} (pid {outcome.pid}) "
                   f"in {outcome.seconds:.1f} s")
+        # A streamed result's frames (evidence, face crops) are read here with the driver's headers.
+        headers = dict(self.context.client.auth_headers) if outcome.via == "stream" else None
         return Analysis(index, scene, result=outcome.result, error=outcome.error, via=outcome.via,
-                        headers=outcome.headers, seconds=outcome.seconds)
+                        headers=headers, seconds=outcome.seconds)
 
 
 def _import_ray(address: str) -> Any:

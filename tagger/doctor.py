@@ -161,7 +161,8 @@ def _worker(config: Any) -> list[tuple[str, str]]:
     from tagger.protocol import StashLog
     from tagger.relay import Relay, WorkerError, WorkerTarget
 
-    relay = Relay(WorkerTarget(config.worker_url, config.worker_token), StashLog(sys.stderr, plain=True))
+    target = WorkerTarget(config.worker_url, config.worker_token, ca=config.worker_tls_ca)
+    relay = Relay(target, StashLog(sys.stderr, plain=True))
     try:
         jobs = relay.request("GET", "/jobs")["jobs"]
     except WorkerError as error:

@@ -2,6 +2,7 @@
 
     cache hit for every analyzer  ->  no decoding at all, decisions from cached detections
     otherwise                     ->  one decode pass running only the analyzers that missed
+    a cached pass that ended early (budget, dropped stream) is no hit: every analyzer runs again
 
 ``EngineResult.to_dict`` is the command line's JSON contract and what the plugin reports and
 plans from. Decisions are pure (``tagger.decide``) and always re-run, so changed thresholds or tag
@@ -70,6 +71,9 @@ class EngineResult:
         return {
             "file": self.file,
             "duration": _r(record.duration),
+            "analysed_end": _r(record.end),
+            "complete": record.complete,
+            "stopped": record.stopped,
             "fps": _r(record.fps),
             "frames_analysed": record.frames_analysed,
             "shots": [{"start": _r(a), "end": _r(b)} for a, b in record.shots],
@@ -102,6 +106,13 @@ def pass_params(options: AnalyzeOptions) -> str:
             f"shots={int(options.shot_detection)}:{options.shot_detector}:{options.shot_threshold}")
 
 
+def analyze_options(config: Config, headers: dict[str, str] | None = None) -> AnalyzeOptions:
+    """The decode pass's options from a configuration (``pass_params`` of them keys the cache)."""
+    return AnalyzeOptions(interval_s=config.interval, sampling=config.sampling,
+                          max_side=config.max_side, shot_detection="shots" in config.analyzers,
+                          time_budget_s=config.time_budget or None, http_headers=headers or None)
+
+
 def fingerprint_of(source: str, known: str | None = None) -> str | None:
     """Stash's oshash when known, else computed for a local file; None for a URL without one."""
     if known:
@@ -110,6 +121,28 @@ def fingerprint_of(source: str, known: str | None = None) -> str | None:
         return None
     path = Path(source)
     return oshash(path) if path.is_file() else None
+
+
+def local_size(source: str) -> int | None:
+    """The size in bytes of a local file; None for a URL or a file that cannot be read."""
+    if is_url(source):
+        return None
+    try:
+        return Path(source).stat().st_size
+    except OSError:
+        return None
+
+
+def pass_stands(record: PassRecord, file_size: int | None) -> bool:
+    """Whether a cached pass stands for the video (pure).
+
+    A whole pass does. A pass cut by its budget or an interrupted read never does: the video is
+    analysed again. A truncated file's readable part does while the file is the one that ended there
+    (same size; ``file_size`` None when read by URL, where the fingerprint vouches for it).
+    """
+    if record.stopped == "truncated":
+        return file_size is None or record.file_size is None or file_size == record.file_size
+    return record.complete
 
 
 def analyzer_version(analyzer: Analyzer) -> str:
@@ -131,8 +164,10 @@ def run_engine(source: str, options: AnalyzeOptions, analyzers: Sequence[Analyze
     key = fingerprint_of(source, fingerprint) if cache is not None else None
     params = pass_params(options)
     record = cache.get_pass(key, params) if cache is not None and key else None
+    if record is not None and not pass_stands(record, local_size(source)):
+        record = None  # its detections cover only part of the video: every analyzer runs again
     found: dict[str, list[Detection]] = {}
-    if cache is not None and key:
+    if cache is not None and key and record is not None:
         for analyzer in analyzers:
             hit = cache.get_detections(key, params, analyzer.name, analyzer_version(analyzer))
             if hit is not None:
@@ -141,7 +176,7 @@ def run_engine(source: str, options: AnalyzeOptions, analyzers: Sequence[Analyze
     timings: dict[str, float] = {}
     if record is None or missing:
         result = analyze_file(source, options, analyzers=missing, progress=progress)
-        record, timings = _record_of(result), dict(result.timings)
+        record, timings = _record_of(result, source), dict(result.timings)
         found.update(result.detections_by_analyzer)
         if cache is not None and key:
             cache.put_pass(key, params, record)
@@ -159,14 +194,16 @@ def run_engine(source: str, options: AnalyzeOptions, analyzers: Sequence[Analyze
                         timings=timings, cached=cached)
 
 
-def _record_of(result: AnalysisResult) -> PassRecord:
+def _record_of(result: AnalysisResult, source: str) -> PassRecord:
     return PassRecord(
-        duration=result.end if result.report.truncated else result.info.duration,
+        duration=result.info.duration,
         fps=result.info.fps, frames_analysed=result.frames_analysed,
         sample_times=list(result.sample_times),
         shots=[(s.start, s.end) for s in result.shots],
         technical=[(t.kind, t.start, t.end) for t in result.technical],
         warnings=list(result.warnings), frame_size=result.frame_size,
+        analysed_end=None if result.stopped is None else result.end, stopped=result.stopped,
+        file_size=local_size(source) if result.stopped == "truncated" else None,
     )
 
 
@@ -179,16 +216,16 @@ def decide(record: PassRecord, detections: Sequence[Detection], *, rules: dict[s
     suggestion: those they find and ``rules`` do not.
     """
     technical = [(start, end) for _, start, end in record.technical]
-    tags, markers = decide_tags(detections, record.sample_times, record.duration, rules, technical)
+    tags, markers = decide_tags(detections, record.sample_times, record.end, rules, technical)
     review_tags: list[SceneTag] = []
     if review_rules:
         found = {t.name for t in tags}
-        review_tags = [t for t in decide_tags(detections, record.sample_times, record.duration,
+        review_tags = [t for t in decide_tags(detections, record.sample_times, record.end,
                                               review_rules, technical).scene_tags if t.name not in found]
     if shot_markers:
         markers = [*markers, *shot_marker_decisions(record.shots)]
     scanned = sorted({d.time for d in detections if d.kind == TEXT_SCAN_KIND}) or record.sample_times
-    text = merge_text(detections, scanned, record.duration, frame_size=record.frame_size,
+    text = merge_text(detections, scanned, record.end, frame_size=record.frame_size,
                       max_gap_s=max(TEXT_MAX_GAP_S, 2.5 * _typical_gap(scanned)))
     faces = track_faces(detections, min_detections=MIN_FACE_DETECTIONS)
     studio = match_studio(text, studios, min_score=studio_min_score) if studios else None
@@ -236,10 +273,7 @@ class Engine:
 
     def options(self, headers: dict[str, str] | None = None) -> AnalyzeOptions:
         """The decode pass's options from the configuration."""
-        config = self.config
-        return AnalyzeOptions(interval_s=config.interval, sampling=config.sampling,
-                              max_side=config.max_side, shot_detection="shots" in config.analyzers,
-                              time_budget_s=config.time_budget or None, http_headers=headers or None)
+        return analyze_options(self.config, headers)
 
     def analyze(self, source: str, *, headers: dict[str, str] | None = None, fingerprint: str | None = None,
                 progress: Callable[[float], None] | None = None) -> EngineResult:

@@ -47,12 +47,13 @@ def plugin_main(stdin_text: str, plugin_dir: Path) -> int:
     log = StashLog()
     try:
         plugin_input = parse_plugin_input(stdin_text)
-        output = _run_plugin(plugin_input, stdin_text, plugin_dir, log, guard.restore)
-    except TaggerError as error:
+    except ValueError as error:  # malformed stdin; a ValueError from the run itself is a bug
         log.error(str(error))
         guard.write_result(None, str(error))
         return 1
-    except ValueError as error:  # malformed stdin
+    try:
+        output = _run_plugin(plugin_input, stdin_text, plugin_dir, log, guard.restore)
+    except TaggerError as error:
         log.error(str(error))
         guard.write_result(None, str(error))
         return 1

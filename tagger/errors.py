@@ -10,6 +10,7 @@ traceback in the log.
     ├── RuntimeSetupError    the analysis runtime cannot be installed or started here
     ├── StashError           talking to Stash failed
     │   ├── StashUnreachableError   no answer (after retries)
+    │   │   └── StashReplyLostError a mutation was sent, its answer lost: Stash may have applied it
     │   ├── StashAuthError          Stash refused our credentials
     │   └── GraphQLError            Stash answered with errors for an operation
     ├── MediaError           a video cannot be read (missing, corrupt, no video stream, too slow)
@@ -38,6 +39,20 @@ class StashError(TaggerError):
 
 class StashUnreachableError(StashError):
     """Stash did not answer, after retries."""
+
+
+class StashReplyLostError(StashUnreachableError):
+    """A mutation that must not be sent twice reached Stash (or may have), but no answer came back.
+
+    Stash may have applied it, so the client does not send it again; the caller looks in Stash
+    for its effect. ``in_flight``: we stopped waiting (a timeout, HTTP 504), so Stash may still be
+    applying it and "not there yet" does not mean "never".
+    """
+
+    def __init__(self, message: str, *, operation: str, in_flight: bool) -> None:
+        self.operation = operation
+        self.in_flight = in_flight
+        super().__init__(message)
 
 
 class StashAuthError(StashError):

@@ -9,6 +9,9 @@ The rules, each a promise to the user:
   never adds a second one, and never duplicates a marker the user made for the same thing.
 - What the tagger added earlier and a re-run no longer finds is taken back, but only when it is
   still as the tagger left it, and only when the analyzer that found it ran this time.
+- Only what the analysis saw is taken back or moved: a tagger marker reaching past the analysed
+  part is kept as it is, and scene tags are taken back only when all of the video that can be read
+  was analysed (a pass cut by its budget or a dropped stream takes back nothing of them).
 - The studio is set only where the scene has none (or has the one the tagger set), unless
   ``studio_overwrite``; otherwise the guess waits for review.
 - Findings below the auto-apply bar become suggestions; a rejected suggestion never comes back.
@@ -274,6 +277,10 @@ class Findings:
         sources: analyzers that ran for these findings (what they do not report is gone).
         evidence: for a tag (by ``tag_key``), the times of the frames that show it best.
         models: model id and version per source, recorded as the reason of each change.
+        analysed_end: where the analysed part of the video ends (seconds); None: at its end. A
+            marker of the tagger's reaching past it was not seen: it is neither moved nor removed.
+        whole: whether all of the video that can be read was analysed (a truncated file's readable
+            part is all of it); scene tags are taken back only then.
     """
 
     tags: Sequence[SceneTag] = ()
@@ -284,6 +291,13 @@ class Findings:
     sources: frozenset[str] = frozenset()
     evidence: Mapping[str, Sequence[float]] = field(default_factory=dict)
     models: Mapping[str, str] = field(default_factory=dict)
+    analysed_end: float | None = None
+    whole: bool = True
+
+    def saw(self, state: MarkerState) -> bool:
+        """Whether the analysis covered all of a marker's span."""
+        end = _span(state)[1]
+        return self.analysed_end is None or end <= self.analysed_end + SECONDS_TOLERANCE
 
 
 @dataclass(frozen=True)
@@ -531,7 +545,8 @@ def plan_scene(
     remove_tags = tuple(
         TagChange(t.name, t.tag_id, t.source)
         for t in live_tags.values()
-        if t.source in findings.sources | ({STATUS_SOURCE} if options.status_tag else set())
+        if findings.whole
+        and t.source in findings.sources | ({STATUS_SOURCE} if options.status_tag else set())
         and not t.confirmed
         and tag_key(t.name) not in wanted_tag_keys
     )
@@ -699,6 +714,9 @@ def _plan_markers(
         if best is not None:
             matched.add(best)
             state = intact[best].state
+            if not findings.saw(state):
+                kept += 1  # part of it was not analysed: the run cannot say where it ends
+                continue
             if (
                 state.title == found.title
                 and abs(state.seconds - span[0]) <= SAME_SPAN_TOLERANCE_S
@@ -719,7 +737,7 @@ def _plan_markers(
     remove = [
         MarkerRemove(mid, m.state, m.tag_name)
         for mid, m in intact.items()
-        if mid not in matched and m.source in findings.sources
+        if mid not in matched and m.source in findings.sources and findings.saw(m.state)
     ]
     return create, update, remove, kept
 

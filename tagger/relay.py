@@ -8,6 +8,9 @@ log line and progress value to Stash in the log protocol, and returns the job's 
 Where the worker URL and token come from, lowest first: ``worker_url`` / ``worker_token`` in the
 plugin folder's config.yaml, ``AI_TAGGER_WORKER_URL`` / ``AI_TAGGER_WORKER_TOKEN``, then the
 plugin's settings in Stash (Worker URL, Worker token) — the order the engine reads its config in.
+An https worker's certificate is checked against the system's CAs, or against ``worker_tls_ca`` /
+``AI_TAGGER_WORKER_TLS_CA`` (a PEM file; a relative path is in the plugin folder), which may be the
+worker's own self-signed certificate.
 
 A dropped stream is re-read from the last event seen (the job goes on on the worker meanwhile); if
 the worker stays away, the task fails naming the URL, and running it again resumes where it stopped
@@ -25,10 +28,11 @@ import os
 import re
 import signal
 import socket
+import ssl
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -47,8 +51,10 @@ RECONNECT_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 """Waits before each attempt to re-read a dropped stream (about 15 s in all, inside the grace)."""
 
 SETTING_KEYS = {"workerUrl": "url", "workerToken": "token"}
-FILE_KEYS = {"worker_url": "url", "worker_token": "token"}
+FILE_KEYS = {"worker_url": "url", "worker_token": "token", "worker_tls_ca": "ca"}
 ENV_KEYS = {"AI_TAGGER_WORKER_URL": "url", "AI_TAGGER_WORKER_TOKEN": "token"}
+OPTIONAL_ENV_KEYS = {"AI_TAGGER_WORKER_TLS_CA": "ca"}
+"""Only for an https worker whose certificate the system does not trust."""
 
 
 class WorkerError(TaggerError):
@@ -58,7 +64,9 @@ class WorkerError(TaggerError):
 @dataclass(frozen=True)
 class WorkerTarget:
     url: str
-    token: str
+    token: str = field(repr=False)
+    ca: str = ""
+    """A PEM file of certificates to trust for an https URL; empty: the system's CAs."""
 
 
 def worker_target(plugin_input: PluginInput, plugin_dir: Path, data_dir: Path) -> WorkerTarget | None:
@@ -67,14 +75,18 @@ def worker_target(plugin_input: PluginInput, plugin_dir: Path, data_dir: Path) -
         return None
     found: dict[str, str] = {}
     found.update(_from_config_file(plugin_dir))
-    found.update({key: os.environ[name] for name, key in ENV_KEYS.items() if os.environ.get(name)})
+    found.update({key: os.environ[name] for name, key in {**ENV_KEYS, **OPTIONAL_ENV_KEYS}.items()
+                  if os.environ.get(name)})
     found.update(_from_stash_settings(plugin_input, data_dir))
     url = found.get("url", "").strip().rstrip("/")
     if not url:
         return None
     if not url.startswith(("http://", "https://")):
         raise WorkerError(f"worker_url: {url!r} is not a URL; write it as http://host:port")
-    return WorkerTarget(url=url, token=found.get("token", "").strip())
+    ca = found.get("ca", "").strip()
+    if ca and not Path(ca).is_absolute():
+        ca = str(plugin_dir / ca)  # Stash starts the plugin in its own working folder, not ours
+    return WorkerTarget(url=url, token=found.get("token", "").strip(), ca=ca)
 
 
 def _from_config_file(plugin_dir: Path) -> dict[str, str]:
@@ -128,6 +140,7 @@ class Relay:
         self.target = target
         self.log = log
         self.job_id: str | None = None
+        self._tls: ssl.SSLContext | None = None
 
     def run(self, stdin_object: dict[str, Any]) -> Any:
         """Post the task, relay it to the end, and return its output (its error is raised)."""
@@ -201,7 +214,7 @@ class Relay:
             headers={"Authorization": f"Bearer {self.target.token}", "Content-Type": "application/json"},
         )
         try:
-            return urllib.request.urlopen(request, timeout=timeout)
+            return urllib.request.urlopen(request, timeout=timeout, context=self._tls_context())
         except urllib.error.HTTPError as error:
             detail = _error_text(error)
             if error.code == 401:
@@ -218,12 +231,36 @@ class Relay:
                 f"the worker at {self.target.url} answered {error.code} to {method} {path}: {detail}"
             ) from None
         except (OSError, http.client.HTTPException) as error:
+            reason = getattr(error, "reason", None) or error
+            if isinstance(reason, ssl.SSLCertVerificationError):
+                raise WorkerError(
+                    f"the worker at {self.target.url} presented a certificate this machine does not "
+                    f"trust ({reason.verify_message}); give its certificate (the worker's "
+                    "worker_tls_cert) or its CA as worker_tls_ca in config.yaml or "
+                    "AI_TAGGER_WORKER_TLS_CA"
+                ) from None
             if self.job_id is not None and path.startswith(f"/jobs/{self.job_id}/events"):
                 raise  # _follow re-connects
             raise WorkerError(
                 f"the worker at {self.target.url} is not reachable ({_describe(error)}); start "
                 "it (python ai_tagger.py serve) or clear the plugin's 'Worker URL'"
             ) from None
+
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        """For an https worker: the system's CAs, or only ``worker_tls_ca``'s certificates."""
+        if not self.target.url.startswith("https://"):
+            return None
+        if self._tls is None:
+            try:
+                self._tls = ssl.create_default_context(cafile=self.target.ca or None)
+            except OSError as error:  # ssl.SSLError too: not PEM
+                raise WorkerError(
+                    f"worker_tls_ca: {self.target.ca!r} cannot be read as PEM certificates "
+                    f"({error.strerror or error}); give the worker's certificate (its worker_tls_cert) "
+                    "or its CA"
+                ) from None
+        return self._tls
 
 
 def _error_text(error: urllib.error.HTTPError) -> str:

@@ -7,7 +7,8 @@
         scene (tags, markers, performers, studio, each with score, model and evidence times) and
         its pending suggestions: the scene page's AI tab
     {"mode": "review", "action": "evidence", "scene_id": "12", "times": [3.5, 10]}   JPEG
-        thumbnails (data URLs, at most 8) of the scene's video at those times
+        thumbnails (data URLs) of the scene's video at those times (at most 8, each within the
+        scene's length; another value is refused, named)
     {"mode": "review", "action": "accept", "id": 9, "name": "New Name"}    an unknown person
         (kind ``cluster``) becomes a new performer, with its best face crop as image, added to
         its scenes; or ``"performer_id": "12"`` links it to an existing performer. Either way its
@@ -19,6 +20,7 @@ the second it needs, as every change to Stash does.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from tagger.errors import ConfigError
@@ -107,7 +109,7 @@ def _accept_cluster(
         if name:
             crop = recognition.best_crop(members)
             image = "data:image/jpeg;base64," + base64.b64encode(crop.read_bytes()).decode() if crop else None
-            performer_id = context.client.create_performer(name, image)
+            performer_id = applier.create_performer(name, image)
             context.log.info(f"performer {name!r} created ({performer_id}) from unknown person #{cluster_id}")
         added = []
         for scene_id in dict.fromkeys(scene for _, scene, _ in members):
@@ -249,14 +251,15 @@ def evidence(context: RunContext, scene_id: str, times: Any) -> dict[str, Any]:
     from tagger.media.video import probe
     from tagger.stash import media_source
 
-    if not isinstance(times, list) or not times or not all(isinstance(t, (int, float)) for t in times):
-        raise ConfigError("times: give a list of seconds, e.g. [3.5, 10]")
+    wanted = _evidence_times(times)
     scene = context.client.find_scene(scene_id)
     if scene is None:
         raise ConfigError(f"scene {scene_id} does not exist in Stash")
     source = media_source(scene, context.config.map_path, context.client.auth_headers)
     info = probe(source.location, http_headers=source.headers or None)
-    wanted = [round(float(t), 6) for t in times[:MAX_EVIDENCE_FRAMES]]
+    for t in wanted:
+        if t > info.duration:
+            raise ConfigError(f"times: {t!r} is past the end of the scene ({info.duration:.1f} s)")
     images = decode_at(
         source.location, info, wanted, thumb_size(info, EVIDENCE_WIDTH), http_headers=source.headers or None
     )
@@ -271,6 +274,23 @@ def evidence(context: RunContext, scene_id: str, times: Any) -> dict[str, Any]:
                 {"time": t, "image": "data:image/jpeg;base64," + base64.b64encode(jpeg.tobytes()).decode()}
             )
     return {"mode": "review", "action": "evidence", "scene_id": scene_id, "frames": frames}
+
+
+def _evidence_times(times: Any) -> list[float]:
+    """The seconds asked for, checked before any video is opened (a time like 1e19 would overflow
+    the decoder's seek)."""
+    if not isinstance(times, list) or not times or not all(
+        isinstance(t, (int, float)) and not isinstance(t, bool) for t in times
+    ):
+        raise ConfigError("times: give a list of seconds, e.g. [3.5, 10]")
+    if len(times) > MAX_EVIDENCE_FRAMES:
+        raise ConfigError(f"times: {len(times)} times given; at most {MAX_EVIDENCE_FRAMES} at once")
+    for t in times:
+        if not math.isfinite(t):
+            raise ConfigError(f"times: {t!r} is not a finite number of seconds")
+        if t < 0:
+            raise ConfigError(f"times: {t!r} is before the start of the scene")
+    return [round(float(t), 6) for t in times]
 
 
 def _whole(args: dict[str, Any], key: str, default: int | None, low: int, high: int) -> int:

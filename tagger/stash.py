@@ -20,6 +20,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import stat
 import time
 import urllib.error
 import urllib.parse
@@ -67,7 +68,7 @@ fragment SceneForTagging on Scene {
   title
   organized
   files {
-    id path basename size duration frame_rate width height video_codec
+    id path basename size duration frame_rate width height video_codec mod_time
     oshash: fingerprint(type: "oshash")
   }
   paths { stream screenshot }
@@ -212,6 +213,8 @@ def urllib_transport(request: urllib.request.Request, timeout: float) -> tuple[i
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
+    except OSError:
+        raise  # RemoteDisconnected is an OSError as well as an HTTPException: kept as it is
     except http.client.HTTPException as error:
         raise ConnectionError(f"the answer was cut short ({type(error).__name__})") from error
 
@@ -291,7 +294,7 @@ class StashClient:
                 last_problem = describe_os_error(error)
                 continue
             except (TimeoutError, socket.timeout) as error:
-                last_problem = f"no answer within {self.timeout:.0f} s ({error})"
+                last_problem = f"no answer within {self.timeout:g} s ({error})"
                 if not operation.idempotent:
                     raise self._reply_lost(operation, last_problem, in_flight=True) from error
                 continue
@@ -516,6 +519,12 @@ class StashFile:
     size: int | None = None
     duration: float | None = None
     oshash: str | None = None
+    mod_time: str | None = None
+
+    @property
+    def identity(self) -> str:
+        """The file as Stash last saw it: this changes when the file is replaced, edited or moved."""
+        return f"{self.path}|{self.size}|{self.mod_time}|{self.oshash}"
 
 
 @dataclass(frozen=True)
@@ -586,7 +595,8 @@ class StashScene:
     def from_graphql(cls, scene: dict[str, Any]) -> StashScene:
         files = tuple(
             StashFile(id=str(f["id"]), path=f["path"], size=_int_or_none(f.get("size")),
-                      duration=f.get("duration"), oshash=f.get("oshash") or None)
+                      duration=f.get("duration"), oshash=f.get("oshash") or None,
+                      mod_time=f.get("mod_time"))
             for f in scene.get("files") or []
         )
         return cls(
@@ -616,6 +626,9 @@ class MediaSource:
     location: str
     via: str  # "path" or "stream"
     headers: dict[str, str] = field(default_factory=dict)
+    unreadable: str | None = None
+    """Why the file is not read from this machine's disk (with ``via`` stream): said first when
+    the stream fails too, so the message starts with the cause, not with its consequence."""
 
 
 def media_source(scene: StashScene, map_path: Callable[[str], str | None],
@@ -628,20 +641,40 @@ def media_source(scene: StashScene, map_path: Callable[[str], str | None],
     file = scene.primary_file
     if file is None:
         raise StashError(f"scene {scene.id} has no video file in Stash")
-    candidates = [p for p in (map_path(file.path), file.path) if p]
-    for candidate in candidates:
-        path = Path(candidate)
-        if path.is_file():
-            try:
-                with path.open("rb"):
-                    return MediaSource(location=str(path), via="path")
-            except OSError:
-                continue
+    mapped = map_path(file.path)
+    problems = []
+    for candidate in dict.fromkeys(p for p in (mapped, file.path) if p):
+        problem = _local_file_problem(Path(candidate))
+        if problem is None:
+            return MediaSource(location=candidate, via="path")
+        problems.append(f"{candidate}: {problem}")
+    mapping = (f"path mapping tried: {file.path} -> {mapped}" if mapped
+               else f"no path mapping matches {file.path}")
+    unreadable = f"the file Stash names is not readable on this machine ({mapping}): {'; '.join(problems)}"
     if scene.stream_url:
-        return MediaSource(location=scene.stream_url, via="stream", headers=dict(auth_headers))
-    tried = " or ".join(repr(c) for c in dict.fromkeys(candidates))
-    raise StashError(f"scene {scene.id}: cannot read {tried} here and Stash gave no stream URL; "
+        return MediaSource(location=scene.stream_url, via="stream", headers=dict(auth_headers),
+                           unreadable=unreadable)
+    raise StashError(f"scene {scene.id}: {unreadable}, and Stash gave no stream URL; "
                      "add a path mapping (Stash's prefix=this machine's prefix)")
+
+
+def _local_file_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a video file here, or None when it can."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "not found"
+    except (OSError, ValueError) as error:  # ValueError: a NUL in the path
+        return f"cannot be looked at ({getattr(error, 'strerror', None) or error})"
+    if stat.S_ISDIR(mode):
+        return "a folder, not a file"
+    if not stat.S_ISREG(mode):  # opening a FIFO would block until someone writes to it
+        return "not a regular file (a pipe, socket or device)"
+    try:
+        with path.open("rb"):
+            return None
+    except OSError as error:
+        return f"cannot be opened ({error.strerror})"
 
 
 def client_for(url: str, api_key: str | None = None,

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tagger.redact import redact
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Bumped with every change of the tables below (older stores gain new tables on open)."""
 
 _SCHEMA = """
@@ -107,6 +107,13 @@ CREATE TABLE IF NOT EXISTS unknown_faces (
     PRIMARY KEY (key, model)
 );
 CREATE INDEX IF NOT EXISTS unknown_scene ON unknown_faces (scene_id);
+CREATE TABLE IF NOT EXISTS failures (
+    scene_id TEXT PRIMARY KEY,
+    file TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    detail TEXT,
+    updated_at REAL NOT NULL
+);
 """
 
 
@@ -235,6 +242,28 @@ class Store:
     def processed_ids(self, status: str = "done") -> set[str]:
         rows = self._db.execute("SELECT scene_id FROM processed WHERE status = ?", (status,))
         return {row[0] for row in rows}
+
+    # Scenes that keep failing ------------------------------------------------------------------
+    def count_failure(self, scene_id: str, file: str, detail: str) -> int:
+        """Count one more failure of a scene with ``file`` (its identity as Stash reports it; a
+        different file starts again at 1) and return the count."""
+        with self.transaction() as db:
+            row = db.execute("SELECT file, count FROM failures WHERE scene_id = ?",
+                             (str(scene_id),)).fetchone()
+            count = row[1] + 1 if row and row[0] == file else 1
+            db.execute("INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?)",
+                       (str(scene_id), file, count, redact(detail), time.time()))
+            return count
+
+    def failures(self, scene_id: str, file: str) -> tuple[int, str | None]:
+        """How often the scene failed with this ``file`` in a row, and the last error."""
+        row = self._db.execute("SELECT count, detail FROM failures WHERE scene_id = ? AND file = ?",
+                               (str(scene_id), file)).fetchone()
+        return (int(row[0]), row[1]) if row else (0, None)
+
+    def clear_failures(self, scene_id: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM failures WHERE scene_id = ?", (str(scene_id),))
 
     # Runs --------------------------------------------------------------------------------------
     def start_run(self, mode: str) -> str:

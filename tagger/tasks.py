@@ -6,6 +6,7 @@
     undo                              take back what the tagger added (all, one scene, one run)
     review                            the review queue's API (list, accept, reject), for the UI
     gallery                           refresh the performer face gallery; cluster unknown faces
+    maintenance                       prune the analysis cache (tagger.maintenance), VACUUM it
 
 Per scene the analysis runs without any lock (it takes minutes); planning and applying run under
 the write lock, on the scene as Stash has it at that moment, so a change the user made during
@@ -21,6 +22,7 @@ as they finish. Whatever runs the analysis, only this process plans, applies and
 from __future__ import annotations
 
 import time
+import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -30,14 +32,22 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from tagger.config import Config
-from tagger.errors import ConfigError, GraphQLError, MediaError, StashError
+from tagger.errors import (
+    ConfigError,
+    GraphQLError,
+    LockedError,
+    MediaError,
+    StashAuthError,
+    StashError,
+    StashUnreachableError,
+)
 from tagger.filelock import FileLock
 from tagger.journal import Action, Intent, Journal
 from tagger.protocol import StashLog
 from tagger.stash import StashClient, StashScene, media_source
 from tagger.store import Store
 
-MODES = ("untagged", "queue", "scene", "all", "gallery", "undo", "report", "review")
+MODES = ("untagged", "queue", "scene", "all", "gallery", "undo", "report", "review", "maintenance")
 """Modes a task can run (the hook has its own fast path, ``tagger.hook``)."""
 
 SELECTIONS = ("untagged", "queue", "scene", "all")
@@ -45,6 +55,17 @@ SELECTIONS = ("untagged", "queue", "scene", "all")
 
 MAX_SCENES_IN_OUTPUT = 200
 """Per-scene entries in a writing run's output; the totals always cover every scene."""
+
+PARTIAL_STOPS = ("budget", "interrupted")
+"""Why a pass may end early and get further next time (``tagger.analysis.StopCause``); a truncated
+file's readable part is all of it there is."""
+
+MAX_FAILURES = 3
+"""Runs in a row in which a scene may fail with the same file; after that the selections skip it
+until Stash reports its file changed (tagging the scene on its own still tries it)."""
+
+TRACEBACK_LINE = 160
+"""Characters per traceback line in the log: long source lines would bury the message."""
 
 WRITE_LOCK_WAIT_S = 120.0
 """How long planning and applying one scene waits for another writer (a review accepted from the
@@ -91,6 +112,10 @@ def run_mode(context: RunContext, mode: str, args: dict[str, Any]) -> dict[str, 
         from tagger.review_api import review
 
         return review(context, args)
+    if mode == "maintenance":
+        from tagger.maintenance import maintenance
+
+        return maintenance(context, args)
     return gallery(context, args)
 
 
@@ -181,6 +206,7 @@ def analyse_scene(context: RunContext, engine: Any, index: int, scene: StashScen
     started = time.monotonic()
     file = scene.primary_file
     via = None
+    source = None
     try:
         source = media_source(scene, context.config.map_path, context.client.auth_headers)
         via = source.via
@@ -191,21 +217,61 @@ def analyse_scene(context: RunContext, engine: Any, index: int, scene: StashScen
             fingerprint=file.oshash if file else None,
         )
     except (MediaError, StashError) as error:
-        return Analysis(index, scene, error=str(error), via=via, seconds=time.monotonic() - started)
+        message = str(error)
+        if isinstance(error, MediaError) and source is not None and source.unreadable:
+            # The stream is only the fallback: why the file was not read here comes first.
+            message = f"{source.unreadable}; streaming it from Stash failed too: {message}"
+        return Analysis(index, scene, error=message, via=via, seconds=time.monotonic() - started)
+    except Exception as error:  # a bug, or a file nobody foresaw: this scene fails, not the run
+        message = unexpected_error(context.log, scene, error)
+        return Analysis(index, scene, error=message, via=via, seconds=time.monotonic() - started)
     return Analysis(index, scene, result=result, via=via, headers=source.headers,
                     seconds=time.monotonic() - started)
 
 
+def unexpected_error(log: StashLog, scene: StashScene, error: Exception) -> str:
+    """Log the traceback of an error nothing expected, and return the scene's error message (its
+    file, the error's type and message)."""
+    log.error(f"scene {scene.id}: traceback of the unexpected error:")
+    for line in traceback_lines(error):
+        log.error(line)
+    file = scene.primary_file.path if scene.primary_file else "(no file)"
+    return unexpected_message(file, error)
+
+
+def unexpected_message(file: str, error: Exception) -> str:
+    return f"{file}: unexpected {type(error).__name__}: {error}; the traceback is in the log"
+
+
+def traceback_lines(error: BaseException) -> list[str]:
+    """``error``'s traceback as log lines of at most ``TRACEBACK_LINE`` characters."""
+    lines = "".join(traceback.format_exception(error)).splitlines()
+    return [line if len(line) <= TRACEBACK_LINE else line[: TRACEBACK_LINE - 1] + "…" for line in lines]
+
+
 def _tag_selected(context: RunContext, executor: AnalysisExecutor, selection: str,
                   scenes: Iterable[StashScene], total: int, *, dry_run: bool) -> dict[str, Any]:
-    """The run over the selected scenes: set up, then write each analysis as the executor hands it."""
+    """The run over the selected scenes; its record ends ``done``, or ``failed`` when an error
+    stops it (Stash gone), never left ``running``."""
+    run_id = context.store.start_run("report" if dry_run else selection)
+    status = "failed"
+    try:
+        output = _tag_run(context, executor, selection, scenes, total, run_id, dry_run=dry_run)
+        status = "done"
+    finally:
+        context.store.finish_run(run_id, status)
+    return output
+
+
+def _tag_run(context: RunContext, executor: AnalysisExecutor, selection: str, scenes: Iterable[StashScene],
+             total: int, run_id: str, *, dry_run: bool) -> dict[str, Any]:
+    """Set up, then write each analysis as the executor hands it."""
     from tagger.apply import Applier
     from tagger.decide.studio import StudioName
     from tagger.engine import Engine
     from tagger.review import ReviewQueue
 
     mode = "report" if dry_run else selection
-    run_id = context.store.start_run(mode)
     journal = Journal(context.store, run_id)
     applier = Applier(context.client, journal, context.config.tag_parent, context.log.log)
     queue = ReviewQueue(context.store)
@@ -237,7 +303,11 @@ def _tag_selected(context: RunContext, executor: AnalysisExecutor, selection: st
         "performers_added": 0,
         "suggestions": 0,
         "tags_created": 0,
+        "partial": 0,
+        "skipped": 0,
     }
+    if selection != "scene":  # a scene asked for by its id is always tried
+        scenes = _skip_failing(context, scenes, totals)
     for finished, analysis in enumerate(executor.analyses(engine, scenes, total), start=1):
         entry = _write_scene(
             context,
@@ -253,7 +323,10 @@ def _tag_selected(context: RunContext, executor: AnalysisExecutor, selection: st
         if dry_run or len(results) < MAX_SCENES_IN_OUTPUT:
             results.append((analysis.index, entry))
         context.log.progress(finished / max(total, 1))  # finished videos, wherever they ran
-    context.store.finish_run(run_id, "done")
+    if not dry_run:  # a dry run changes nothing, the cache included
+        from tagger.maintenance import current_keys, prune_after_run
+
+        prune_after_run(engine.cache, *current_keys(context.config, engine), context.log)
     context.log.progress(1.0)
     output: dict[str, Any] = {
         "mode": mode,
@@ -280,6 +353,7 @@ def _count(totals: dict[str, int], entry: Mapping[str, Any]) -> None:
         totals["failed"] += 1
         return
     totals["analysed"] += 1
+    totals["partial"] += (entry.get("analysed") or {}).get("stopped") in PARTIAL_STOPS
     applied = entry.get("applied") or {}
     totals["changed"] += bool(applied) and bool(entry.get("changes"))
     totals["tags_added"] += len(applied.get("tags_added", ()))
@@ -292,7 +366,50 @@ def _count(totals: dict[str, int], entry: Mapping[str, Any]) -> None:
     totals["suggestions"] += entry.get("suggestions", 0)
 
 
+def _skip_failing(context: RunContext, scenes: Iterable[StashScene],
+                  totals: dict[str, int]) -> Iterator[StashScene]:
+    """``scenes`` less those that failed ``MAX_FAILURES`` runs in a row with the file they have now."""
+    for scene in scenes:
+        file = scene.primary_file
+        failed, _ = context.store.failures(scene.id, file.identity) if file else (0, None)
+        if failed < MAX_FAILURES:
+            yield scene
+            continue
+        totals["skipped"] += 1
+        context.log.warning(
+            f"scene {scene.id} ({file.path if file else 'no file'}): skipped, it failed {failed} times "
+            "with this file; it is tried again when the file changes, or when tagged on its own"
+        )
+
+
 def _write_scene(
+    context: RunContext,
+    engine: Any,
+    recognition: Any,
+    applier: Any,
+    queue: Any,
+    analysis: Analysis,
+    *,
+    dry_run: bool,
+    queue_tag_id: str | None,
+) -> dict[str, Any]:
+    """One analysed scene written (see ``_write_analysed``); an unexpected error fails the scene
+    and the run goes on."""
+    try:
+        return _write_analysed(context, engine, recognition, applier, queue, analysis, dry_run=dry_run,
+                               queue_tag_id=queue_tag_id)
+    except (StashUnreachableError, StashAuthError, LockedError):
+        raise  # Stash is gone or refuses us, or a writer holds on: every next scene would fail alike
+    except Exception as error:
+        scene = analysis.scene
+        message = unexpected_error(context.log, scene, error)
+        context.log.error(f"scene {scene.id}: {message}")
+        if not dry_run:
+            _scene_failed(context, applier, scene, message)
+        return {"scene_id": scene.id, "title": scene.title, "error": message}
+
+
+def _write_analysed(
     context: RunContext,
     engine: Any,
     recognition: Any,
@@ -320,6 +437,11 @@ def _write_scene(
     found = result.to_dict()
     for warning in found.get("warnings", []):
         context.log.warning(f"scene {scene.id}: {warning}")
+    record = result.record
+    if not record.complete:
+        entry["analysed"] = {"stopped": record.stopped, "end": round(record.end, 3),
+                             "duration": round(record.duration, 3)}
+    partial = record.stopped in PARTIAL_STOPS
     if dry_run:
         entry.update(
             {
@@ -370,11 +492,16 @@ def _write_scene(
                 applied = applier.apply(plan)
                 entry["applied"] = applied.to_dict()
                 queue.offer(scene.id, plan.suggestions, applier.journal.run_id)
-                if queue_tag_id and queue_tag_id in scene.tag_ids:
+                if queue_tag_id and queue_tag_id in scene.tag_ids and not partial:
                     _remove_queue_tag(context, applier.journal, scene.id, queue_tag_id)
                 context.store.mark_processed(
-                    scene.id, applier.journal.run_id, "done", fingerprint=file.oshash if file else None
+                    scene.id, applier.journal.run_id, "partial" if partial else "done",
+                    fingerprint=file.oshash if file else None,
+                    detail="; ".join(record.warnings) if not record.complete else None,
                 )
+                if partial:  # not done: ``untagged`` and the queue come back to it
+                    context.store.enqueue([scene.id], "partial analysis")
+                context.store.clear_failures(scene.id)
         if not dry_run:
             # The gallery learns only from performers the user put on the scene (or confirmed).
             owned = applier.owned(scene.id).performers
@@ -384,7 +511,8 @@ def _write_scene(
     except GraphQLError as error:  # Stash refused one change: this scene fails, the run goes on
         context.log.error(f"scene {scene.id}: {error}")
         entry["error"] = str(error)
-        context.store.mark_processed(scene.id, applier.journal.run_id, "error", detail=str(error))
+        if not dry_run:
+            _scene_failed(context, applier, scene, str(error))
         return entry
     entry["seconds"] = round(time.monotonic() - started, 2)
     summary = entry.get("applied") if not dry_run else entry["plan"]
@@ -445,12 +573,24 @@ def findings_of(result: Any, engine: Any, performers: Any = ()) -> Any:
         sources=frozenset(sources),
         evidence=evidence,
         models={a.name: analyzer_version(a) for a in engine.analyzers},
+        analysed_end=None if result.record.complete else result.record.end,
+        whole=result.record.stopped not in PARTIAL_STOPS,
     )
+
+
+def _scene_failed(context: RunContext, applier: Any, scene: StashScene, detail: str) -> None:
+    """The store records the failure, and counts it against the file (see ``MAX_FAILURES``)."""
+    context.store.mark_processed(scene.id, applier.journal.run_id, "error", detail=detail)
+    if scene.primary_file is not None:
+        count = context.store.count_failure(scene.id, scene.primary_file.identity, detail)
+        if count >= MAX_FAILURES:
+            context.log.warning(f"scene {scene.id}: failed {count} times with this file; "
+                                "skipped from now on until the file changes")
 
 
 def _record_failure(context: RunContext, applier: Any, scene: StashScene, detail: str) -> None:
     """A scene that could not be analysed: the store knows, and (optionally) so does a status tag."""
-    context.store.mark_processed(scene.id, applier.journal.run_id, "error", detail=detail)
+    _scene_failed(context, applier, scene, detail)
     if not context.config.status_tags:
         return
     from tagger.plan import STATUS_SOURCE, ScenePlan, TagChange, tag_key

@@ -17,6 +17,15 @@ HTTP API (Starlette on uvicorn; every route but /health needs ``Authorization: B
     POST /jobs/{id}/cancel     stops a queued or running job
     GET  /health               {"status": "ok"} (no token: for container health checks)
 
+A request body is at most ``MAX_BODY`` bytes (413 beyond) and a JSON object nested at most
+``MAX_DEPTH`` deep (400 otherwise). Every answer passes through ``tagger.redact``: no API key,
+cookie or token reaches a client, even one a job's process printed.
+
+The worker talks to one Stash only: ``worker_stash_url`` when set (each job's connection is
+rewritten to it), else the first address a job names, pinned until the worker restarts. A job for
+any other address is refused (403), so a token holder cannot send the worker, and its API key, to a
+host of their choosing. With ``worker_tls_cert`` and ``worker_tls_key`` it serves HTTPS.
+
 A client that goes away does not stop a job: it may reconnect with ``?after=`` and read on. But a
 job posted without ``detach`` belongs to the plugin process that relays it; when nobody has been
 listening for ``worker_grace`` seconds (Stash's Stop kills the relay with SIGKILL, which cannot
@@ -40,7 +49,8 @@ from pathlib import Path
 from typing import Any
 
 from tagger.errors import ConfigError
-from tagger.protocol import PLUGIN_INPUT_ENV, read_log_line
+from tagger.protocol import PLUGIN_INPUT_ENV, parse_plugin_input, read_log_line
+from tagger.redact import redact_data, register_secret
 from tagger.relay import ON_WORKER_ENV, PING_S  # one definition for both ends of the stream
 
 KILL_WAIT_S = 5.0
@@ -53,6 +63,20 @@ KEPT_JOBS = 200
 """Ended jobs remembered for /jobs and late readers; the oldest are forgotten first."""
 
 ENDED = ("finished", "failed", "cancelled")
+
+MAX_BODY = 1 << 20
+"""Bytes a request body may have (a task's JSON is a few KiB)."""
+
+MAX_DEPTH = 64
+"""How deeply a request's JSON may nest (Stash's task objects nest 4 deep)."""
+
+
+class Refused(Exception):
+    """A request the worker will not take: ``status`` and a message saying what to change."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass
@@ -123,15 +147,25 @@ class JobQueue:
         slots: int,
         grace_s: float,
         stash_url: str = "",
+        log: Callable[[str], None] = lambda _message: None,
     ) -> None:
         self.plugin_dir = plugin_dir
         self.grace_s = grace_s
         self.stash_url = stash_url
+        self.pinned_stash_url = ""
+        """Without ``stash_url``: the first Stash a job named, the only one served from then on."""
+        self.log = log
         self.jobs: dict[str, Job] = {}
         self._slots = asyncio.Semaphore(slots)
         self._tasks: set[asyncio.Task[None]] = set()
 
     def submit(self, stdin_object: dict[str, Any], *, detach: bool) -> Job:
+        """Queue a task.
+
+        Raises:
+            Refused: the task's connection is malformed (400) or names a Stash this worker does
+                not serve (403).
+        """
         job = Job(id=uuid.uuid4().hex[:12], input=self._for_this_machine(stdin_object), detach=detach)
         self.jobs[job.id] = job
         self._forget_old()
@@ -167,8 +201,31 @@ class JobQueue:
             await asyncio.wait(list(self._tasks), timeout=KILL_WAIT_S + 5)
 
     def _for_this_machine(self, stdin_object: dict[str, Any]) -> dict[str, Any]:
-        """Stash's connection as this machine reaches it (``worker_stash_url``), the rest as sent."""
+        """Stash's connection as this machine reaches it (``worker_stash_url``), the rest as sent;
+        without ``worker_stash_url``, only the Stash pinned by the first job.
+
+        Raises:
+            Refused: see ``submit``.
+        """
+        try:
+            # Also registers the job's session cookie with the redaction.
+            asked = parse_plugin_input(json.dumps(stdin_object)).server.url
+        except ValueError as error:
+            raise Refused(400, str(error)) from None
         if not self.stash_url:
+            if not self.pinned_stash_url:
+                self.pinned_stash_url = asked
+                self.log(f"worker: serving the Stash at {asked} (the first job's address) until it "
+                         "restarts; jobs for any other address are refused. Set worker_stash_url to "
+                         "choose the address yourself")
+            elif asked != self.pinned_stash_url:
+                raise Refused(
+                    403,
+                    f"this worker serves the Stash at {self.pinned_stash_url} (the first address it "
+                    f"was sent) and refuses a job for {asked}, so that its credentials go to no other "
+                    "host; to serve another Stash, set worker_stash_url (AI_TAGGER_WORKER_STASH_URL) "
+                    "on the worker and restart it",
+                )
             return stdin_object
         from urllib.parse import urlsplit
 
@@ -337,23 +394,34 @@ def create_app(queue: JobQueue, token: str) -> Any:
     from starlette.routing import Route
 
     expected = f"Bearer {token}".encode()
+    too_large = f"the body is larger than {MAX_BODY} bytes; a task's JSON is a few KiB"
 
-    class TokenRequired:
-        """Every route but /health answers 401 without the token (ASGI middleware: it leaves the
-        event streams' disconnects alone)."""
+    def answer(data: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+        """Every JSON answer of the worker: secrets masked, whoever put them there."""
+        return JSONResponse(redact_data(data), status_code=status_code, headers=headers)
+
+    class Guard:
+        """Before any route: the token (401; /health needs none), then the declared body size
+        (413). ASGI middleware: it leaves the event streams' disconnects alone."""
 
         def __init__(self, app: Any) -> None:
             self.app = app
 
         async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-            if scope["type"] == "http" and scope["path"] != "/health":
-                sent = Headers(scope=scope).get("authorization", "").encode()
-                if not hmac.compare_digest(sent, expected):
-                    refusal = JSONResponse(
+            if scope["type"] == "http":
+                headers = Headers(scope=scope)
+                refusal = None
+                if scope["path"] != "/health" and not hmac.compare_digest(
+                    headers.get("authorization", "").encode(), expected
+                ):
+                    refusal = answer(
                         {"error": "missing or wrong token: send Authorization: Bearer <worker_token>"},
-                        status_code=401,
-                        headers={"WWW-Authenticate": "Bearer"},
+                        401,
+                        {"WWW-Authenticate": "Bearer"},
                     )
+                elif _declared_length(headers.get("content-length")) > MAX_BODY:
+                    refusal = answer({"error": too_large}, 413)
+                if refusal is not None:
                     await refusal(scope, receive, send)
                     return
             await self.app(scope, receive, send)
@@ -367,45 +435,69 @@ def create_app(queue: JobQueue, token: str) -> Any:
             job_id = request.path_params["job_id"]
             job = queue.jobs.get(job_id)
             if job is None:
-                return JSONResponse(
-                    {"error": f"no job {job_id} on this worker (it may have restarted)"}, status_code=404
-                )
+                return answer({"error": f"no job {job_id} on this worker (it may have restarted)"}, 404)
             return await handler(request, job)
 
         return endpoint
 
+    async def json_object(request: Request) -> dict[str, Any]:
+        """The body as a JSON object, never more than ``MAX_BODY`` bytes of it read (a chunked
+        body declares no length).
+
+        Raises:
+            Refused: 413 for a larger body, 400 for one that is not a JSON object or nests too deep.
+        """
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY:
+                raise Refused(413, too_large)
+        try:
+            data = json.loads(body)
+        except RecursionError:  # the parser's own limit, far beyond MAX_DEPTH
+            raise Refused(400, f"the body's JSON nests deeper than {MAX_DEPTH} levels") from None
+        except ValueError as error:
+            raise Refused(400, f"the body is not JSON ({error})") from None
+        if not isinstance(data, dict):
+            raise Refused(400, f"the body is a JSON {type(data).__name__}, not an object; "
+                               'give {"input": <the JSON Stash gives a raw plugin>}')
+        if _nesting(data) > MAX_DEPTH:
+            raise Refused(400, f"the body's JSON nests deeper than {MAX_DEPTH} levels")
+        return data
+
     async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+        return answer({"status": "ok"})
 
     async def submit(request: Request) -> Response:
         try:
-            body = await request.json()
-        except ValueError:
-            return JSONResponse({"error": "the body is not JSON"}, status_code=400)
-        stdin_object = body.get("input") if isinstance(body, dict) else None
-        if not isinstance(stdin_object, dict) or not isinstance(stdin_object.get("args"), dict):
-            return JSONResponse(
-                {"error": 'give {"input": <the JSON Stash gives a raw plugin>}, with args'}, status_code=400
-            )
-        job = queue.submit(stdin_object, detach=bool(body.get("detach")))
-        return JSONResponse(job.summary(), status_code=202)
+            body = await json_object(request)
+            stdin_object = body.get("input")
+            if not isinstance(stdin_object, dict) or not isinstance(stdin_object.get("args"), dict):
+                raise Refused(400, 'give {"input": <the JSON Stash gives a raw plugin>}, with args')
+            detach = body.get("detach", False)
+            if not isinstance(detach, bool):
+                raise Refused(400, f"detach: {detach!r} is not true or false")
+            job = queue.submit(stdin_object, detach=detach)
+        except Refused as refusal:
+            return answer({"error": str(refusal)}, refusal.status)
+        return answer(job.summary(), 202)
 
     async def list_jobs(request: Request) -> Response:
         jobs = sorted(queue.jobs.values(), key=lambda j: j.created, reverse=True)
-        return JSONResponse({"jobs": [job.summary() for job in jobs]})
+        return answer({"jobs": [job.summary() for job in jobs]})
 
     async def show(request: Request, job: Job) -> Response:
-        return JSONResponse(job.result())
+        return answer(job.result())
 
     async def cancel(request: Request, job: Job) -> Response:
         queue.cancel(job, "on request")
-        return JSONResponse(job.summary())
+        return answer(job.summary())
 
     async def events(request: Request, job: Job) -> Response:
         try:
             after = int(request.query_params.get("after", "0"))
         except ValueError:
-            return JSONResponse({"error": "after: give the last seq you read"}, status_code=400)
+            return answer({"error": "after: give the last seq you read"}, 400)
         return StreamingResponse(
             _stream(job, after),
             media_type="application/x-ndjson",
@@ -419,7 +511,7 @@ def create_app(queue: JobQueue, token: str) -> Any:
                 changed = job.changed
                 fresh = [event for event in job.events if event["seq"] > after]
                 for event in fresh:
-                    yield (json.dumps(event) + "\n").encode()
+                    yield (json.dumps(redact_data(event)) + "\n").encode()
                     after = event["seq"]
                     if event["type"] == "end":
                         return
@@ -430,6 +522,11 @@ def create_app(queue: JobQueue, token: str) -> Any:
         finally:
             job.listeners -= 1
             job.unattended_since = time.monotonic()
+
+    async def internal_error(request: Request, error: Exception) -> Response:
+        # uvicorn logs the traceback on the worker; the client gets one line without it.
+        return answer({"error": f"internal error in the worker ({type(error).__name__}); "
+                                "its log has the details"}, 500)
 
     routes = [
         Route("/health", health),
@@ -454,7 +551,63 @@ def create_app(queue: JobQueue, token: str) -> Any:
             watcher.cancel()
             await queue.shutdown()
 
-    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(TokenRequired)])
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(Guard)],
+        exception_handlers={Exception: internal_error},
+    )
+
+
+def _declared_length(value: str | None) -> int:
+    """A request's Content-Length, 0 when absent (uvicorn refuses a malformed one itself)."""
+    try:
+        return int(value) if value else 0
+    except ValueError:
+        return 0
+
+
+def _nesting(value: Any) -> int:
+    """How deeply a parsed JSON value nests (an object or list is one level), without recursion;
+    stops counting past ``MAX_DEPTH``."""
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > MAX_DEPTH:
+            break
+        pending.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def tls_files(config: Any) -> tuple[str, str] | None:
+    """(certificate, private key) for HTTPS, or None for plain HTTP.
+
+    Raises:
+        ConfigError: only one of the two is set, a file is missing, or they do not load.
+    """
+    cert, key = config.worker_tls_cert, config.worker_tls_key
+    if not cert and not key:
+        return None
+    if not cert or not key:
+        missing = "worker_tls_key" if cert else "worker_tls_cert"
+        raise ConfigError(f"{missing}: not set; HTTPS needs both worker_tls_cert (the certificate, "
+                          "PEM) and worker_tls_key (its private key, PEM)")
+    for name, path in (("worker_tls_cert", cert), ("worker_tls_key", key)):
+        if not Path(path).is_file():
+            raise ConfigError(f"{name}: {path!r} is not a file on this machine; give the PEM file's path")
+    import ssl
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError) as error:
+        raise ConfigError(f"worker_tls_cert/worker_tls_key: {cert!r} and {key!r} do not load as a "
+                          f"certificate and its private key ({error})") from None
+    return cert, key
 
 
 def serve(plugin_dir: Path, config: Any, log: Any) -> None:
@@ -469,6 +622,10 @@ def serve(plugin_dir: Path, config: Any, log: Any) -> None:
             "worker_token in config.yaml or AI_TAGGER_WORKER_TOKEN, and the same as the "
             "plugin's 'Worker token' setting in Stash"
         )
+    # Masked in every answer from the start, whatever a job's process prints.
+    register_secret(config.worker_token)
+    register_secret(config.api_key)
+    tls = tls_files(config)
 
     async def main() -> None:
         queue = JobQueue(
@@ -476,6 +633,7 @@ def serve(plugin_dir: Path, config: Any, log: Any) -> None:
             slots=config.worker_jobs,
             grace_s=config.worker_grace,
             stash_url=config.worker_stash_url,
+            log=log.info,
         )
         app = create_app(queue, config.worker_token)
         server = uvicorn.Server(
@@ -486,12 +644,20 @@ def serve(plugin_dir: Path, config: Any, log: Any) -> None:
                 log_level="warning",
                 access_log=False,
                 timeout_graceful_shutdown=KILL_WAIT_S + 5,
+                ssl_certfile=tls[0] if tls else None,
+                ssl_keyfile=tls[1] if tls else None,
             )
         )
+        scheme = "https" if tls else "http"
         log.info(
-            f"worker: listening on http://{config.worker_host}:{config.worker_port} "
+            f"worker: listening on {scheme}://{config.worker_host}:{config.worker_port} "
             f"({config.worker_jobs} job(s) at once)"
         )
+        if not tls and config.worker_host not in ("127.0.0.1", "localhost", "::1"):
+            log.info("worker: plain HTTP: the token and each task (with Stash's session cookie) cross "
+                     "the network unencrypted; set worker_tls_cert and worker_tls_key for HTTPS")
+        if config.worker_stash_url:
+            log.info(f"worker: serving the Stash at {config.worker_stash_url} (worker_stash_url)")
         await server.serve()
 
     asyncio.run(main())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass, replace
@@ -23,7 +24,7 @@ from tagger import apply
 from tagger.apply import Applier, scene_state
 from tagger.decide.studio import StudioMatch
 from tagger.decide.tags import MarkerDecision, SceneTag
-from tagger.errors import ConfigError, GraphQLError, StashUnreachableError
+from tagger.errors import ConfigError, GraphQLError, StashReplyLostError, StashUnreachableError
 from tagger.journal import Action, Intent, Journal
 from tagger.plan import (
     Findings,
@@ -41,6 +42,7 @@ from tagger.plan import (
 from tagger.review import ReviewQueue
 from tagger.stash import StashClient
 from tagger.store import Store
+from tests.polling import wait_until
 from tests.stash_server import StashTestServer
 
 PARENT = "AI"
@@ -727,7 +729,7 @@ class TestReconcile:
         ]
         assert scene_record(server, library.scene)["tag_ids"] == [library.favourite, library.outdoor]
 
-    def test_a_marker_created_whose_answer_was_lost_is_adopted_not_made_twice(
+    def test_a_marker_created_by_a_run_killed_before_the_answer_is_adopted_not_made_twice(
         self, server: StashTestServer, library: Library, client: StashClient, store: Store
     ) -> None:
         findings = Findings(markers=(marker_found("Outdoor", 30.0, 41.25),), sources=frozenset({"content"}))
@@ -736,6 +738,7 @@ class TestReconcile:
             if operation != "MarkerCreate":
                 return False
             server.state.add_marker(library.scene, library.outdoor, 30.0, title="Outdoor", end_seconds=41.25)
+            server.fail_next(1)  # the run is gone before it can look at Stash
             return True
 
         first = new_run(client, store)
@@ -768,7 +771,7 @@ class TestReconcile:
 
         assert row(store, row_id).status == status
 
-    def test_a_tag_created_whose_answer_was_lost_is_adopted_so_undo_still_deletes_it(
+    def test_a_tag_created_by_a_run_killed_before_the_answer_is_adopted_so_undo_still_deletes_it(
         self, server: StashTestServer, library: Library, client: StashClient, store: Store
     ) -> None:
         before = server.state.snapshot()
@@ -780,6 +783,7 @@ class TestReconcile:
             if operation != "TagCreate" or not parents:
                 return False
             server.state.add_tag("Kissing", description=apply.TAG_DESCRIPTION, parent_ids=parents)
+            server.fail_next(1)  # the run is gone before it can look at Stash
             return True
 
         first = new_run(client, store)
@@ -859,6 +863,146 @@ class TestReconcile:
         new_run(client, store).reconcile()
 
         assert row(store, row_id).status == status
+
+
+# ---- lost answers --------------------------------------------------------------------------
+
+
+class TestLostAnswers:
+    """A creation or deletion whose answer never comes back (``drop_reply_after``: Stash applied
+    it) is settled at once by looking at Stash, and is never made twice."""
+
+    @pytest.fixture
+    def client(self, server: StashTestServer) -> StashClient:
+        """A client that retries as the plugin's does (``client_for``)."""
+        return StashClient(url=server.url, sleep=lambda _seconds: None)
+
+    def test_tags_created_without_an_answer_are_adopted_and_confirmed(
+        self, server: StashTestServer, library: Library, applier: Applier, store: Store
+    ) -> None:
+        server.drop_reply_after("TagCreate", times=None)
+
+        done = applier.apply(plan_for(applier, library.scene, Findings(tags=(tag_found("Kissing"),))))
+
+        parent, kissing = tag_named(server, PARENT), tag_named(server, "Kissing")
+        assert server.dropped_replies == ["TagCreate", "TagCreate"] and len(sent(server, "TagCreate")) == 2
+        assert done.tags_created == [PARENT, "Kissing"]
+        assert [(r.action, r.target, r.status) for r in rows(store)] == [
+            (Action.CREATE_TAG, str(parent["id"]), "done"),
+            (Action.CREATE_TAG, str(kissing["id"]), "done"),
+            (Action.ADD_TAG, str(kissing["id"]), "done"),
+        ]
+        assert scene_record(server, library.scene)["tag_ids"] == [library.favourite, kissing["id"]]
+
+    def test_a_marker_created_without_an_answer_is_made_once_and_undo_removes_it_and_its_tag(
+        self, server: StashTestServer, library: Library, client: StashClient, store: Store
+    ) -> None:
+        before = server.state.snapshot()
+        findings = Findings(markers=(marker_found("Kissing", 12.0, 18.5),), sources=frozenset({"content"}))
+        first = new_run(client, store)
+        server.drop_reply_after("MarkerCreate")
+
+        first.apply(plan_for(first, library.scene, findings))
+
+        (marker,) = markers_of(server, library.scene)
+        assert server.dropped_replies == ["MarkerCreate"] and len(sent(server, "MarkerCreate")) == 1
+        assert (Action.CREATE_MARKER, str(marker["id"]), "done") in [
+            (r.action, r.target, r.status) for r in rows(store)
+        ]
+        undo = new_run(client, store, "undo")
+        assert undo.undo_scene(str(library.scene)).markers_removed == 1
+        assert undo.delete_unused_tags() == ["Kissing", PARENT]
+        assert without_scene_stamps(server.state.snapshot()) == without_scene_stamps(before)
+
+    def test_a_marker_create_that_was_not_applied_is_sent_once_more_and_made_once(
+        self, server: StashTestServer, library: Library, applier: Applier, store: Store
+    ) -> None:
+        lost = ["MarkerCreate"]
+
+        def drop_unapplied_once(operation: str) -> bool:  # the connection breaks before Stash acts
+            if operation in lost:
+                lost.remove(operation)
+                return True
+            return False
+
+        server.before_mutation = drop_unapplied_once
+        findings = Findings(markers=(marker_found("Outdoor", 30.0, 41.25),), sources=frozenset({"content"}))
+
+        applier.apply(plan_for(applier, library.scene, findings))
+
+        (marker,) = markers_of(server, library.scene)
+        assert len(sent(server, "MarkerCreate")) == 2
+        assert [(r.action, r.target, r.status) for r in rows(store)] == [
+            (Action.CREATE_MARKER, str(marker["id"]), "done")
+        ]
+
+    def test_a_marker_create_stash_may_still_be_applying_is_not_sent_again_but_left_to_reconcile(
+        self, server: StashTestServer, library: Library, store: Store
+    ) -> None:
+        release = threading.Event()
+
+        def slow_stash(operation: str) -> bool:  # Stash is busy: it applies after the client gave up
+            if operation == "MarkerCreate":
+                release.wait(10)
+            return False
+
+        server.before_mutation = slow_stash
+        impatient = new_run(StashClient(url=server.url, timeout=0.3, sleep=lambda _seconds: None), store)
+        findings = Findings(markers=(marker_found("Outdoor", 30.0, 41.25),), sources=frozenset({"content"}))
+        try:
+            with pytest.raises(StashReplyLostError) as raised:
+                impatient.apply(plan_for(impatient, library.scene, findings))
+        finally:
+            release.set()
+        wait_until(lambda: markers_of(server, library.scene), what="Stash applies the late marker")
+
+        assert raised.value.in_flight and len(sent(server, "MarkerCreate")) == 1
+        assert [(r.action, r.status) for r in rows(store)] == [(Action.CREATE_MARKER, "intent")]
+        assert new_run(StashClient(url=server.url, attempts=1), store).reconcile() == 1
+        (marker,) = markers_of(server, library.scene)
+        assert [(r.target, r.status) for r in rows(store)] == [(str(marker["id"]), "done")]
+
+    def test_markers_destroyed_without_an_answer_are_confirmed_not_destroyed_again(
+        self, server: StashTestServer, library: Library, client: StashClient, store: Store
+    ) -> None:
+        findings = Findings(markers=(marker_found("Outdoor", 30.0, 41.25),), sources=frozenset({"content"}))
+        first = new_run(client, store)
+        first.apply(plan_for(first, library.scene, findings))
+        (marker,) = markers_of(server, library.scene)
+        server.drop_reply_after("MarkersDestroy")
+
+        done = new_run(client, store, "undo").undo_scene(str(library.scene))
+
+        assert done.markers_removed == 1 and markers_of(server, library.scene) == []
+        assert server.dropped_replies == ["MarkersDestroy"] and len(sent(server, "MarkersDestroy")) == 1
+        assert (Action.DESTROY_MARKER, str(marker["id"]), "done") in [
+            (r.action, r.target, r.status) for r in rows(store)
+        ]
+
+    def test_tags_deleted_without_an_answer_are_confirmed_not_deleted_again(
+        self, server: StashTestServer, library: Library, applier: Applier, store: Store
+    ) -> None:
+        user_tags = set(server.state.snapshot()["tags"])
+        create_and_undo(applier, library.scene, Findings(tags=(tag_found("Kissing"),)))
+        server.drop_reply_after("TagDestroy", times=None)
+
+        assert applier.delete_unused_tags() == ["Kissing", PARENT]
+
+        assert set(server.state.snapshot()["tags"]) == user_tags
+        assert server.dropped_replies == ["TagDestroy", "TagDestroy"] and len(sent(server, "TagDestroy")) == 2
+        assert [r.status for r in rows(store) if r.action == Action.DELETE_TAG] == ["done", "done"]
+        assert applier.journal.created_tags() == {}
+
+    def test_a_performer_created_without_an_answer_is_adopted_not_made_twice(
+        self, server: StashTestServer, library: Library, applier: Applier
+    ) -> None:
+        server.drop_reply_after("PerformerCreate")
+
+        performer_id = applier.create_performer("Ann Example")
+
+        named = [p for p in server.state.snapshot()["performers"].values() if p["name"] == "Ann Example"]
+        assert [str(p["id"]) for p in named] == [performer_id]
+        assert server.dropped_replies == ["PerformerCreate"] and len(sent(server, "PerformerCreate")) == 1
 
 
 # ---- undo ----------------------------------------------------------------------------------

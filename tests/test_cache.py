@@ -77,3 +77,104 @@ def test_two_processes_write_one_new_cache_at_the_same_time(tmp_path: Path) -> N
             assert cache.get_pass(f"{who}-{number}", "p") is not None
             (face,) = cache.get_detections(f"{who}-{number}", "p", "faces", "v1") or [None]
             assert face is not None and face.embedding is not None
+
+
+def _pass() -> PassRecord:
+    return PassRecord(duration=600.0, fps=30.0, frames_analysed=300,
+                      sample_times=[i * 2.0 for i in range(300)], shots=[(0.0, 600.0)], technical=[],
+                      warnings=[])
+
+
+def _faces(count: int = 40) -> list[Detection]:
+    """Face detections with embeddings: several pages of the file, like a real video's."""
+    return [Detection(float(i), "face", "face", 0.9, (1, 2, 3, 4), np.full(128, i, np.float32))
+            for i in range(count)]
+
+
+CURRENT = {"faces": "sface@2", "content": "nudenet@1"}
+"""The analyzer versions the prune tests call current."""
+
+
+def test_prune_removes_passes_and_detections_of_other_sampling_settings(tmp_path: Path) -> None:
+    cache = AnalysisCache(tmp_path / "cache.sqlite")
+    for params in ("interval=2", "interval=5"):
+        cache.put_pass("abc", params, _pass())
+        cache.put_detections("abc", params, "faces", "sface@2", _faces())
+    freed = cache.prune_stale("interval=2", CURRENT)
+    assert (freed.passes, freed.detections) == (1, 1)
+    assert cache.get_pass("abc", "interval=5") is None
+    assert cache.get_detections("abc", "interval=5", "faces", "sface@2") is None
+    assert cache.get_pass("abc", "interval=2") is not None
+    assert cache.get_detections("abc", "interval=2", "faces", "sface@2") is not None
+
+
+def test_prune_keeps_every_sampling_setting_it_is_given(tmp_path: Path) -> None:
+    cache = AnalysisCache(tmp_path / "cache.sqlite")
+    for params in ("shots=1", "shots=0", "old"):
+        cache.put_pass("abc", params, _pass())
+        cache.put_detections("abc", params, "faces", "sface@1", _faces())
+    freed = cache.prune_stale(("shots=1", "shots=0"), {"faces": "sface@1"})
+    assert (freed.passes, freed.detections) == (1, 1)
+    assert cache.get_pass("abc", "shots=0") is not None and cache.get_pass("abc", "shots=1") is not None
+
+
+def test_prune_removes_detections_of_an_old_model_version_and_keeps_the_current(tmp_path: Path) -> None:
+    cache = AnalysisCache(tmp_path / "cache.sqlite")
+    cache.put_detections("old", "p", "faces", "sface@1", _faces())
+    cache.put_detections("new", "p", "faces", "sface@2", _faces())
+    cache.put_detections("new", "p", "content", "nudenet@1", [])
+    freed = cache.prune_stale("p", CURRENT)
+    assert (freed.passes, freed.detections) == (0, 1)
+    assert cache.fingerprints() == {"new"}
+    assert cache.get_detections("new", "p", "faces", "sface@2") is not None
+    assert cache.get_detections("new", "p", "content", "nudenet@1") == []
+
+
+def test_prune_removes_detections_of_an_analyzer_that_no_longer_exists(tmp_path: Path) -> None:
+    cache = AnalysisCache(tmp_path / "cache.sqlite")
+    cache.put_detections("abc", "p", "retired", "v1", _faces())
+    cache.put_detections("abc", "p", "content", "nudenet@1", [])
+    assert cache.prune_stale("p", CURRENT).detections == 1
+    assert cache.get_detections("abc", "p", "retired", "v1") is None
+    assert cache.get_detections("abc", "p", "content", "nudenet@1") == []
+
+
+def test_prune_reports_the_space_it_freed_for_reuse(tmp_path: Path) -> None:
+    cache = AnalysisCache(tmp_path / "cache.sqlite")
+    cache.put_detections("abc", "p", "faces", "sface@1", _faces(400))
+    freed = cache.prune_stale("p", CURRENT)
+    assert freed.rows == 1
+    assert freed.bytes >= 400 * 128 * 4  # the embeddings' pages, free for the next entries
+
+
+def test_a_prune_with_nothing_stale_removes_nothing(tmp_path: Path) -> None:
+    cache = AnalysisCache(tmp_path / "cache.sqlite")
+    cache.put_pass("abc", "p", _pass())
+    cache.put_detections("abc", "p", "faces", "sface@2", _faces())
+    assert cache.prune_stale("p", CURRENT).rows == 0
+    assert cache.get_pass("abc", "p") == _pass()
+
+
+def test_prune_files_removes_every_entry_of_the_files_not_kept(tmp_path: Path) -> None:
+    cache = AnalysisCache(tmp_path / "cache.sqlite")
+    for key in ("kept", "deleted"):
+        cache.put_pass(key, "p", _pass())
+        cache.put_detections(key, "p", "faces", "sface@2", _faces())
+        cache.put_detections(key, "p", "content", "nudenet@1", [])
+    freed = cache.prune_files({"kept", "not-in-the-cache"})
+    assert (freed.passes, freed.detections) == (1, 2)
+    assert cache.fingerprints() == {"kept"}
+
+
+def test_vacuum_gives_the_freed_space_back_to_the_disk(tmp_path: Path) -> None:
+    cache = AnalysisCache(tmp_path / "cache.sqlite")
+    for key in ("kept", "deleted"):
+        cache.put_detections(key, "p", "faces", "sface@2", _faces(400))
+    cache.vacuum()
+    full = cache.disk_bytes()
+    cache.prune_files({"kept"})
+    assert cache.vacuum() > 0
+    after = cache.disk_bytes()
+    assert after == (tmp_path / "cache.sqlite").stat().st_size  # the write-ahead log is emptied
+    assert full - after >= 400 * 128 * 4
+    assert cache.get_detections("kept", "p", "faces", "sface@2") is not None

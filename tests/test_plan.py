@@ -455,6 +455,58 @@ class TestTakingBack:
         assert result.remove_markers == ()
 
 
+# ---- a partial analysis --------------------------------------------------------------------
+
+
+def seen_up_to(end: float, *, whole: bool = False, **found: Any) -> Findings:
+    """Findings of an analysis that saw the video up to ``end`` seconds (``whole``: all it has)."""
+    return Findings(sources=CONTENT, analysed_end=end, whole=whole, **found)
+
+
+class TestPartialAnalysis:
+    def test_a_taggers_marker_beyond_the_analysed_part_is_kept(self) -> None:
+        state = feet_marker(30.0, 40.0)
+        entries = (created_marker("m1", state, "Feet"),)
+        result = plan(scene(markers={"m1": state}), seen_up_to(20.0), entries=entries)
+        assert result.changes == 0
+
+    def test_a_taggers_marker_inside_the_analysed_part_no_longer_found_is_taken_back(self) -> None:
+        state = feet_marker(5.0, 15.0)
+        entries = (created_marker("m1", state, "Feet"),)
+        result = plan(scene(markers={"m1": state}), seen_up_to(20.0), entries=entries)
+        assert [m.marker_id for m in result.remove_markers] == ["m1"]
+
+    def test_a_taggers_marker_reaching_past_the_analysed_part_is_not_cut_to_it(self) -> None:
+        state = feet_marker(10.0, 30.0)
+        entries = (created_marker("m1", state, "Feet"),)
+        findings = seen_up_to(20.0, markers=[marker("Feet", 10.0, 20.0)])  # the segment ends with the pass
+        result = plan(scene(markers={"m1": state}), findings, entries=entries)
+        assert result.changes == 0
+        assert result.unchanged == 1
+
+    def test_a_taggers_marker_beyond_a_truncated_files_end_is_kept(self) -> None:
+        state = feet_marker(30.0, 40.0)
+        entries = (created_marker("m1", state, "Feet"),)
+        result = plan(scene(markers={"m1": state}), seen_up_to(20.0, whole=True), entries=entries)
+        assert result.remove_markers == ()
+
+    def test_a_taggers_tag_is_not_taken_back_when_part_of_the_video_was_not_analysed(self) -> None:
+        entries = (added_tag("10", "Feet"),)
+        result = plan(scene(frozenset({"10"})), seen_up_to(20.0), entries=entries)
+        assert result.remove_tags == ()
+
+    def test_a_taggers_tag_is_taken_back_when_all_of_a_truncated_file_was_analysed(self) -> None:
+        entries = (added_tag("10", "Feet"),)
+        result = plan(scene(frozenset({"10"})), seen_up_to(20.0, whole=True), entries=entries)
+        assert result.remove_tags == (TagChange("Feet", "10", "content"),)
+
+    def test_what_a_partial_analysis_finds_is_added(self) -> None:
+        findings = seen_up_to(20.0, tags=[tag("Feet")], markers=[marker("Feet", 10.0, 20.0)])
+        result = plan(scene(), findings)
+        assert added_names(result) == ["Feet"]
+        assert [(m.seconds, m.end_seconds) for m in result.create_markers] == [(10.0, 20.0)]
+
+
 # ---- studio --------------------------------------------------------------------------------
 
 

@@ -38,7 +38,8 @@ def errors_in(run: PluginRun) -> list[str]:
 
 
 def test_manifest_passes_stash_strict_parser_and_every_task_names_its_mode() -> None:
-    assert sorted(TASK_FOR_MODE) == sorted(("untagged", "queue", "scene", "all", "gallery", "undo", "report"))
+    assert sorted(TASK_FOR_MODE) == sorted(("untagged", "queue", "scene", "all", "gallery", "undo", "report",
+                                            "maintenance"))
     assert [hook["triggeredBy"] for hook in MANIFEST["hooks"]] == [["Scene.Create.Post"]]
     for path in MANIFEST["ui"]["javascript"] + MANIFEST["ui"]["css"]:
         assert (ROOT / path).is_file(), path

@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import shutil
 import signal
 import socket
 import threading
@@ -439,3 +440,76 @@ def test_a_node_without_the_drivers_data_folder_uses_a_node_local_one(tmp_path: 
 
     assert node_data_dir(tmp_path) == tmp_path  # same machine (or a shared disk)
     assert node_data_dir(tmp_path / "elsewhere") == Path(tempfile.gettempdir()) / "ai-tagger-ray"
+
+
+# ---- what travels to the cluster ---------------------------------------------------------------------
+
+API_KEY = "ray-test-api-key-0123456789"
+
+
+@pytest.fixture(scope="module")
+def credential_run(tmp_path_factory: pytest.TempPathFactory, library: dict[str, Path],
+                   cluster: str) -> tuple[list[tuple[str, bytes]], dict[str, Any]]:
+    """Two videos of a Stash with an API key analysed on the cluster: "seen" at a path the Ray
+    workers read, "unseen" at one they cannot (a relative path: the driver runs in the test's
+    folder, the workers in the shipped code's, as a node on another machine would not see it).
+    Returns each task submitted as (scene id, its arguments pickled as Ray sends them), and each
+    scene's analysis by title."""
+    import ray
+    from ray import cloudpickle
+
+    from tagger.config import build_config
+    from tagger.distributed import RayAnalysis
+    from tagger.engine import Engine
+    from tagger.protocol import StashLog
+    from tagger.stash import StashClient
+    from tagger.tasks import RunContext, analysis_executor
+
+    folder = tmp_path_factory.mktemp("ray-credentials")
+    shutil.copy(library["crowd"], folder / "unseen.mp4")
+    (folder / "data").mkdir()
+    sent: list[tuple[str, bytes]] = []
+    submit = RayAnalysis._submit
+
+    def recording(self: RayAnalysis, task: Any, spec: Any, job: Any) -> Any:
+        sent.append((job.scene_id, cloudpickle.dumps((ray.get(spec), job))))
+        return submit(self, task, spec, job)
+
+    with StashTestServer(api_key=API_KEY) as server, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(RayAnalysis, "_submit", recording)
+        patch.chdir(folder)
+        seen = server.state.add_scene("seen", path=str(library["empty"]))
+        unseen = server.state.add_scene("unseen", path="unseen.mp4")
+        config = build_config({"ray_address": cluster, "analyzers": ["shots"], "api_key": API_KEY})
+        client = StashClient(url=server.url, api_key=API_KEY)
+        scenes = [client.find_scene(str(seen)), client.find_scene(str(unseen))]
+        context = RunContext(config=config, client=client, store=None,  # type: ignore[arg-type]
+                             log=StashLog(io.StringIO()), data_dir=folder / "data")
+        engine = Engine(config, folder / "data", lambda *_: None)
+        with analysis_executor(context) as executor:
+            analyses = {a.scene.title: a for a in executor.analyses(engine, scenes, len(scenes))}
+    return sent, analyses
+
+
+def test_videos_the_nodes_read_from_disk_send_no_credential_to_the_cluster(
+        credential_run: tuple[list[tuple[str, bytes]], dict[str, Any]]) -> None:
+    sent, analyses = credential_run
+    seen = analyses["seen"]
+    assert seen.error is None and seen.via == "path"
+    tasks = [arguments for scene_id, arguments in sent if scene_id == seen.scene.id]
+    assert len(tasks) == 1 and API_KEY.encode() not in tasks[0]
+
+
+def test_a_node_that_cannot_see_a_file_streams_it_with_credentials_sent_for_that_video_alone(
+        credential_run: tuple[list[tuple[str, bytes]], dict[str, Any]]) -> None:
+    from tagger.redact import url_without_secrets
+
+    sent, analyses = credential_run
+    unseen = analyses["unseen"]
+    assert unseen.error is None and unseen.via == "stream"
+    found = unseen.result.to_dict()
+    assert found["file"] == url_without_secrets(unseen.scene.stream_url) and "apikey" not in found["file"]
+    assert len(found["shots"]) == 2  # the crowd video, decoded from Stash's stream: one cut
+    carries_the_key = [API_KEY.encode() in arguments for scene_id, arguments in sent
+                       if scene_id == unseen.scene.id]
+    assert carries_the_key == [False, True]  # asked without, sent once more with the headers

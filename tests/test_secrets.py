@@ -8,6 +8,7 @@ scene used to quote that URL. Every byte the tagger wrote is searched for each s
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -110,11 +111,16 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"local": local, "remote": remote}
 
 
+@pytest.mark.parametrize("where", ["here", "worker", "ray"])
 def test_a_library_run_with_credentials_writes_no_secret_anywhere(
-        plugin_dir: Path, media: dict[str, Path], tmp_path: Path) -> None:
+        plugin_dir: Path, media: dict[str, Path], tmp_path: Path, where: str) -> None:
+    """The same library tagged in the plugin's process, through the worker service, and on Ray."""
+    from tests.worker_process import Worker
+
     data = tmp_path / "data"
     config = tmp_path / "config.yaml"
-    config.write_text(f"worker_token: {WORKER_TOKEN}\nanalyzers: [shots, content, text]\n")
+    config.write_text(f"worker_token: {WORKER_TOKEN}\nanalyzers: [shots, content, text]\n"
+                      + ("ray_address: local\nray_gpus: 0\n" if where == "ray" else ""))
     # Stash sees its library under /stash-library; this machine has no such folder and no mapping,
     # so two scenes can only be streamed, and a third file is missing everywhere.
     server = StashTestServer(api_key=API_KEY, session_cookie=COOKIE,
@@ -125,22 +131,39 @@ def test_a_library_run_with_credentials_writes_no_secret_anywhere(
     state.add_scene("broken", path="/stash-library/broken.mp4")
     state.add_scene("gone", path="/stash-library/gone.mp4")
     env = {"AI_TAGGER_DATA_DIR": str(data), "AI_TAGGER_CONFIG": str(config)}
-    with server:
-        run = run_plugin(plugin_dir, "ai_tagger", task_args(MANIFEST, TAG_ALL), server, env=env,
-                         timeout=300)
-        evidence = run_plugin(plugin_dir, "ai_tagger", {"mode": "review", "action": "evidence",
-                                                         "scene_id": "4", "times": [1.0]}, server, env=env)
+    worker = Worker(plugin_dir, data, config, token=WORKER_TOKEN) if where == "worker" else None
+    if worker is not None:  # the plugin's side has a data folder of its own
+        env = {"AI_TAGGER_DATA_DIR": str(tmp_path / "stash-side"), "AI_TAGGER_WORKER_URL": worker.url,
+               "AI_TAGGER_WORKER_TOKEN": WORKER_TOKEN}
+    answers: list[bytes] = []
+    try:
+        with server:
+            run = run_plugin(plugin_dir, "ai_tagger", task_args(MANIFEST, TAG_ALL), server, env=env,
+                             timeout=300)
+            wanted = {"mode": "review", "action": "evidence", "scene_id": "4", "times": [1.0]}
+            evidence = run_plugin(plugin_dir, "ai_tagger", wanted, server, env=env)
+        if worker is not None:
+            jobs = worker.call("GET", "/jobs", token=WORKER_TOKEN)[1]["jobs"]
+            answers = [json.dumps(jobs).encode()] + [
+                json.dumps(worker.call("GET", f"/jobs/{job['id']}", token=WORKER_TOKEN)[1]).encode()
+                for job in jobs]
+    finally:
+        if worker is not None:
+            worker.stop()
+            answers.append(worker.log().encode())
     assert run.error is None, run.stderr[-3000:]
     failed = {entry["scene_id"]: entry["error"] for entry in run.output["scenes"] if "error" in entry}
     assert set(failed) == {"3", "4"}, run.output  # the broken and the missing file: errors named
     assert all("/scene/" in text for text in failed.values())  # the stream URL is still quoted
-    assert run.output["analysed"] == 2, run.output
+    assert run.output["analysed"] == 2
     assert evidence.error is not None  # the missing file's evidence fails, naming its stream
-    for where, written in {"stdout": run.stdout.encode(), "stderr": run.stderr.encode(),
-                           "evidence stdout": evidence.stdout.encode(),
-                           "evidence stderr": evidence.stderr.encode(),
-                           **{str(path): body for path, body in written_files(data).items()}}.items():
-        assert not leaks(written), f"{where} holds {leaks(written)}"
+    written = {"stdout": run.stdout.encode(), "stderr": run.stderr.encode(),
+               "evidence stdout": evidence.stdout.encode(), "evidence stderr": evidence.stderr.encode(),
+               **{f"worker answer {i}": body for i, body in enumerate(answers)},
+               **{str(path): body for folder in (data, tmp_path / "stash-side") if folder.is_dir()
+                  for path, body in written_files(folder).items()}}
+    for name, body in written.items():
+        assert not leaks(body), f"{name} holds {leaks(body)}"
 
 
 def test_the_secrets_test_would_see_a_leak(tmp_path: Path) -> None:

@@ -8,6 +8,8 @@ as in Stash's Alpine image. Both talk to the project's Stash test server.
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import shutil
 import signal
@@ -21,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from tagger.worker import MAX_BODY, MAX_DEPTH
 from tests.polling import wait_until
 from tests.stash_server import PluginRun, StashTestServer, hook_args, load_manifest, run_plugin, task_args
 from tests.test_writeback_plugin import CONFIG, canonical, seeded_server, videos  # noqa: F401 - fixture
@@ -85,10 +88,12 @@ def worker(plugin_dir: Path, tmp_path: Path, config_file: Path) -> Iterator[Work
 
 
 def relayed(stash_side: Path, server: StashTestServer | None, task: str, worker_url: str, guard_log: Path,
-            token: str = TOKEN, extra: dict[str, Any] | None = None, **options: Any) -> PluginRun:
-    """A task as Stash runs it, on the standard-library-only side, with the worker configured."""
+            token: str = TOKEN, extra: dict[str, Any] | None = None, ca: Path | None = None,
+            **options: Any) -> PluginRun:
+    """A task as Stash runs it, on the standard-library-only side, with the worker configured (and
+    ``ca``: the certificate it trusts for an https worker)."""
     env = {"AI_TAGGER_WORKER_URL": worker_url, "AI_TAGGER_WORKER_TOKEN": token,
-           "STDLIB_GUARD_LOG": str(guard_log)}
+           "STDLIB_GUARD_LOG": str(guard_log), **({"AI_TAGGER_WORKER_TLS_CA": str(ca)} if ca else {})}
     return run_plugin(stash_side, "ai_tagger", {**task_args(MANIFEST, task), **(extra or {})}, server,
                       env=env, **options)
 
@@ -231,6 +236,215 @@ def test_doctor_checks_that_the_worker_answers_and_takes_the_token(plugin_dir: P
 
     assert f"OK  worker at {worker.url} answers and takes the token (0 job(s) running)" in doctor(TOKEN)
     assert any(line.startswith(f"FIX the worker at {worker.url} refused the token") for line in doctor("x"))
+
+
+# ---- one Stash only ---------------------------------------------------------------------------------
+
+WORKER_API_KEY = "worker-own-stash-api-key-0123"
+"""The API key in the worker's own configuration (AI_TAGGER_API_KEY), meant for its Stash alone."""
+
+
+def hook_job(server: StashTestServer, scene: int) -> dict[str, Any]:
+    """The body that relays Stash's hook for a new ``scene`` on ``server`` (the cheapest job)."""
+    from tests.stash_server.plugin_runner import server_connection
+
+    context = {"id": scene, "type": "Scene.Create.Post", "input": None, "inputFields": []}
+    return {"input": {"server_connection": server_connection(server, None, Path("/tmp"), ROOT),
+                      "args": hook_args(MANIFEST, "Queue new scenes", context)}}
+
+
+def test_without_worker_stash_url_the_worker_serves_only_the_first_stash_it_is_sent(
+        plugin_dir: Path, tmp_path: Path, config_file: Path) -> None:
+    worker = Worker(plugin_dir, tmp_path / "data", config_file, env={"AI_TAGGER_API_KEY": WORKER_API_KEY})
+    try:
+        with StashTestServer() as first, StashTestServer() as other:
+            status, job = worker.call("POST", "/jobs", hook_job(first, first.state.add_scene("new")))
+            assert status == 202 and worker.events(job["id"])[-1]["status"] == "finished"
+            status, refusal = worker.call("POST", "/jobs", hook_job(other, other.state.add_scene("new")))
+            assert status == 403
+            assert refusal["error"] == (
+                f"this worker serves the Stash at {first.url} (the first address it was sent) and "
+                f"refuses a job for {other.url}, so that its credentials go to no other host; to serve "
+                "another Stash, set worker_stash_url (AI_TAGGER_WORKER_STASH_URL) on the worker and "
+                "restart it")
+            assert first.requests and other.requests == []  # nothing, the key least of all, went there
+            assert [j["id"] for j in worker.jobs()] == [job["id"]]
+    finally:
+        worker.stop()
+    assert f"worker: serving the Stash at {first.url} (the first job's address) until it restarts" \
+        in worker.log()
+
+
+def test_with_worker_stash_url_every_job_goes_to_that_stash_whatever_it_names(
+        plugin_dir: Path, tmp_path: Path, config_file: Path) -> None:
+    with StashTestServer() as configured, StashTestServer() as named:
+        env = {"AI_TAGGER_API_KEY": WORKER_API_KEY, "AI_TAGGER_WORKER_STASH_URL": configured.url}
+        worker = Worker(plugin_dir, tmp_path / "data", config_file, env=env)
+        try:
+            status, job = worker.call("POST", "/jobs", hook_job(named, configured.state.add_scene("new")))
+            assert status == 202 and worker.events(job["id"])[-1]["status"] == "finished"
+        finally:
+            worker.stop()
+        assert configured.requests and named.requests == []
+
+
+# ---- what the worker accepts ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def idle_worker(plugin_dir: Path, tmp_path_factory: pytest.TempPathFactory,
+                config_file: Path) -> Iterator[Worker]:
+    """One worker for the requests it refuses (no job ever starts on it)."""
+    started = Worker(plugin_dir, tmp_path_factory.mktemp("idle-worker") / "data", config_file)
+    yield started
+    started.stop()
+
+
+def post_raw(worker: Worker, body: bytes | Iterator[bytes] | None = None,
+             headers: dict[str, str] | None = None) -> tuple[int, str]:
+    """POST /jobs with ``body`` as given (bytes, or chunks sent chunked), or only ``headers``."""
+    connection = http.client.HTTPConnection("127.0.0.1", worker.port, timeout=30)
+    try:
+        sent = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json", **(headers or {})}
+        if body is None:  # the headers alone: the answer must come without the body
+            connection.putrequest("POST", "/jobs")
+            for name, value in sent.items():
+                connection.putheader(name, value)
+            connection.endheaders()
+        else:
+            connection.request("POST", "/jobs", body=body, headers=sent)
+        response = connection.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        connection.close()
+
+
+def test_a_body_declared_larger_than_1_mib_is_refused_before_it_is_sent(idle_worker: Worker) -> None:
+    status, text = post_raw(idle_worker, headers={"Content-Length": str(MAX_BODY + 1)})
+    assert (status, json.loads(text)) == (413, {"error": f"the body is larger than {MAX_BODY} bytes; a "
+                                                         "task's JSON is a few KiB"})
+
+
+def test_a_streamed_body_larger_than_1_mib_is_refused_once_past_it(idle_worker: Worker) -> None:
+    chunk = b" " * 65536  # JSON whitespace: only the size is wrong
+    chunks = iter([b"{", *[chunk] * (MAX_BODY // len(chunk)), b"}"])  # 1 MiB + 2 bytes, no length declared
+    status, text = post_raw(idle_worker, chunks)
+    assert status == 413 and json.loads(text)["error"].startswith(f"the body is larger than {MAX_BODY} bytes")
+    assert idle_worker.jobs() == []
+
+
+TOO_DEEP = f"the body's JSON nests deeper than {MAX_DEPTH} levels"
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    (b'{"input": {"args": ', "the body is not JSON (Expecting value: line 1 column 20 (char 19))"),
+    (b"\xff\xfe{}", "the body is not JSON ("),
+    (b"[1, 2]", 'the body is a JSON list, not an object; give {"input": <the JSON Stash gives a raw '
+                'plugin>}'),
+    (b'{"input": ' + b"[" * MAX_DEPTH + b"]" * MAX_DEPTH + b"}", TOO_DEEP),
+    (b"[" * 200_000 + b"]" * 200_000, TOO_DEEP),  # past the parser's own recursion limit
+    (b'{"input": {"args": {}}, "detach": "yes"}', "detach: 'yes' is not true or false"),
+    (b'{"input": {"args": {}, "server_connection": {"Port": "x"}}}',
+     "server_connection.Port is not a number: 'x'"),
+], ids=["truncated", "not-utf8", "a-list", "65-levels", "200000-levels", "detach-not-bool", "bad-port"])
+def test_a_body_that_is_not_a_sound_json_object_is_a_400_saying_why(idle_worker: Worker, body: bytes,
+                                                                    says: str) -> None:
+    status, text = post_raw(idle_worker, body)
+    assert status == 400 and json.loads(text)["error"].startswith(says), text
+    assert "Traceback" not in text and idle_worker.jobs() == []
+
+
+# ---- no secret in an answer -------------------------------------------------------------------------
+
+CHATTY_LIBRARY = '''\
+"""A library that prints credentials to stderr when imported (into every process of the worker)."""
+import sys
+
+sys.stderr.write("a chatty library connects with {key} and {token}\\\\n")
+'''
+
+
+def test_no_answer_of_the_worker_holds_a_secret_even_one_a_jobs_process_printed(
+        plugin_dir: Path, tmp_path: Path, config_file: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(CHATTY_LIBRARY.format(key=WORKER_API_KEY, token=TOKEN))
+    path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
+    worker = Worker(plugin_dir, tmp_path / "data", config_file,
+                    env={"AI_TAGGER_API_KEY": WORKER_API_KEY, "PYTHONPATH": path})
+    try:
+        with StashTestServer() as server:
+            task = {"server_connection": stdin_for(server, "Report (dry run)")["server_connection"],
+                    "args": {"mode": f"report {WORKER_API_KEY}"}}  # echoed in the job's mode and error
+            status, job = worker.call("POST", "/jobs", {"input": task})
+            answers = [job, worker.events(job["id"]), worker.call("GET", f"/jobs/{job['id']}")[1],
+                       worker.call("GET", "/jobs")[1], worker.call("GET", f"/jobs/{WORKER_API_KEY}")[1]]
+    finally:
+        worker.stop()
+    everything = json.dumps(answers)
+    assert status == 202 and answers[1][-1]["status"] == "failed"
+    assert WORKER_API_KEY not in everything and TOKEN not in everything
+    assert "a chatty library connects with *** and ***" in everything  # the line came, masked
+    assert answers[2]["mode"] == "report ***" and answers[4] == {"error": "no job *** on this worker "
+                                                                          "(it may have restarted)"}
+
+
+# ---- HTTPS ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 signed by its own key (certificate, key), as a user makes one."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "worker.crt", folder / "worker.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+@pytest.fixture(scope="module")
+def https_worker(plugin_dir: Path, tmp_path_factory: pytest.TempPathFactory, config_file: Path,
+                 self_signed: tuple[Path, Path]) -> Iterator[Worker]:
+    folder = tmp_path_factory.mktemp("https-worker")
+    started = Worker(plugin_dir, folder / "data", config_file, tls=self_signed)
+    yield started
+    started.stop()
+
+
+def test_a_task_runs_on_an_https_worker_whose_self_signed_certificate_stash_is_given(
+        https_worker: Worker, stash_side: Path, self_signed: tuple[Path, Path], guard_log: Path) -> None:
+    with StashTestServer() as server:
+        run = relayed(stash_side, server, "Report (dry run)", https_worker.url, guard_log, ca=self_signed[0])
+    assert https_worker.url.startswith("https://")
+    assert run.error is None, run.stderr[-3000:]
+    assert run.output["scenes"] == []
+    assert any(text.startswith(f"AI Tagger: running on the worker at {https_worker.url} (job ")
+               for _, text in run.log)
+
+
+def test_an_https_worker_with_an_unknown_certificate_fails_the_task_saying_what_to_set(
+        https_worker: Worker, stash_side: Path, guard_log: Path) -> None:
+    jobs_before = https_worker.jobs()
+    with StashTestServer() as server:
+        run = relayed(stash_side, server, "Report (dry run)", https_worker.url, guard_log)
+    assert run.error is not None and run.error.startswith(
+        f"the worker at {https_worker.url} presented a certificate this machine does not trust (")
+    assert run.error.endswith("give its certificate (the worker's worker_tls_cert) or its CA as "
+                              "worker_tls_ca in config.yaml or AI_TAGGER_WORKER_TLS_CA")
+    assert https_worker.jobs() == jobs_before  # nothing was sent
+
+
+def test_the_worker_will_not_start_with_a_certificate_but_no_key(plugin_dir: Path, tmp_path: Path,
+                                                                 self_signed: tuple[Path, Path]) -> None:
+    env = {**os.environ, "AI_TAGGER_WORKER_TOKEN": TOKEN, "AI_TAGGER_DATA_DIR": str(tmp_path),
+           "AI_TAGGER_WORKER_TLS_CERT": str(self_signed[0])}
+    command = [sys.executable, str(plugin_dir / "ai_tagger.py"), "serve", "--port", str(free_port())]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert ("worker_tls_key: not set; HTTPS needs both worker_tls_cert (the certificate, PEM) and "
+            "worker_tls_key (its private key, PEM)") in done.stderr
 
 
 # ---- failures and cancels ---------------------------------------------------------------------------

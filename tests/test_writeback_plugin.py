@@ -29,6 +29,7 @@ import cv2
 import pytest
 
 from tagger.media.sample import make_sample_video
+from tagger.stash import OPERATIONS
 from tests.stash_server import PluginRun, StashTestServer, load_manifest, run_plugin, task_args
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -295,6 +296,43 @@ def test_ten_killed_runs_converge_to_the_uninterrupted_result(
             assert canonical(server) == expected, kills
         check = sqlite3.connect(cycle_data / "tagger.sqlite")
         assert check.execute("SELECT COUNT(*) FROM journal WHERE status = 'intent'").fetchone() == (0,)
+
+
+NEVER_SENT_TWICE = sorted(name for name, operation in OPERATIONS.items() if not operation.idempotent)
+"""Creations, deletions and task requests: the client never sends these again once they may have
+reached Stash."""
+
+
+def test_lost_answers_to_creations_and_deletions_change_nothing_and_undo_is_exact(
+        plugin_dir: Path, videos: dict[str, Path], data_dir: Path, config_file: Path, tmp_path: Path) -> None:
+    with seeded_server(videos) as reference:
+        assert run_tag(plugin_dir, reference, "untagged", data_dir, config_file).error is None
+        expected, sent = canonical(reference), mutations_sent(reference)
+    lossy_data = tmp_path / "lossy"
+    lossy_data.mkdir()
+    shutil.copy(data_dir / "cache.sqlite", lossy_data / "cache.sqlite")
+    with seeded_server(videos) as server:
+        before = without_updated_at(server.state.snapshot())
+        for name in NEVER_SENT_TWICE:  # Stash applies each one, and its answer never arrives
+            server.drop_reply_after(name, times=None)
+
+        run = run_tag(plugin_dir, server, "untagged", lossy_data, config_file)
+
+        assert run.error is None, errors_in(run)
+        assert {"TagCreate", "MarkerCreate"} <= set(server.dropped_replies)
+        assert canonical(server) == expected
+        assert mutations_sent(server) == sent  # each one once, as in the reference run
+        undo = run_tag(plugin_dir, server, "undo", lossy_data, config_file)
+        assert undo.error is None, errors_in(undo)
+        assert {"MarkersDestroy", "TagDestroy"} <= set(server.dropped_replies)
+        assert without_updated_at(server.state.snapshot()) == before
+    journal = sqlite3.connect(lossy_data / "tagger.sqlite")
+    assert journal.execute("SELECT COUNT(*) FROM journal WHERE status = 'intent'").fetchone() == (0,)
+
+
+def mutations_sent(server: StashTestServer) -> list[str]:
+    """The names of the mutations the server received, sorted."""
+    return sorted(r[0] or "" for r in server.requests if r[1].lstrip().startswith("mutation"))
 
 
 def run_killed_at(plugin_dir: Path, server: StashTestServer, data: Path, config: Path, point: int,

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import urllib.error
@@ -26,16 +27,21 @@ def free_port() -> int:
 
 
 class Worker:
-    """``ai_tagger.py serve`` in its own process group, on a free loopback port."""
+    """``ai_tagger.py serve`` in its own process group, on a free loopback port; with ``tls``
+    (certificate, key) it serves HTTPS and this client trusts that certificate alone."""
 
     def __init__(self, plugin_dir: Path, data: Path, config: Path, *, grace: float = 30.0, jobs: int = 1,
-                 token: str = TOKEN, env: dict[str, str] | None = None) -> None:
+                 token: str = TOKEN, env: dict[str, str] | None = None,
+                 tls: tuple[Path, Path] | None = None) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.log_path = data.parent / f"worker-{self.port}.log"
+        self._tls = ssl.create_default_context(cafile=str(tls[0])) if tls else None
+        tls_env = ({"AI_TAGGER_WORKER_TLS_CERT": str(tls[0]), "AI_TAGGER_WORKER_TLS_KEY": str(tls[1])}
+                   if tls else {})
         env = {**os.environ, "AI_TAGGER_DATA_DIR": str(data), "AI_TAGGER_CONFIG": str(config),
                "AI_TAGGER_WORKER_TOKEN": token, "AI_TAGGER_WORKER_GRACE": str(grace),
-               "AI_TAGGER_WORKER_JOBS": str(jobs), **(env or {})}
+               "AI_TAGGER_WORKER_JOBS": str(jobs), **tls_env, **(env or {})}
         with self.log_path.open("w") as log:
             self.process = subprocess.Popen(
                 [sys.executable, str(plugin_dir / "ai_tagger.py"), "serve", "--port", str(self.port)],
@@ -59,7 +65,7 @@ class Worker:
         request = urllib.request.Request(self.url + path, method=method, headers=headers,
                                          data=json.dumps(body).encode() if body is not None else None)
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            with urllib.request.urlopen(request, timeout=30, context=self._tls) as response:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read())
@@ -73,7 +79,7 @@ class Worker:
         request = urllib.request.Request(f"{self.url}/jobs/{job_id}/events?after={after}",
                                          headers={"Authorization": f"Bearer {TOKEN}"})
         seen = []
-        with urllib.request.urlopen(request, timeout=30) as stream:
+        with urllib.request.urlopen(request, timeout=30, context=self._tls) as stream:
             for line in stream:
                 event = json.loads(line)
                 if event["type"] == "ping":
@@ -82,6 +88,10 @@ class Worker:
                 if event["type"] == "end" or (stop and stop(event)):
                     break
         return seen
+
+    def log(self) -> str:
+        """What the worker wrote to its terminal so far."""
+        return self.log_path.read_text(errors="replace")
 
     def kill(self) -> None:
         """SIGKILL the worker alone (a crash): its jobs must go with it."""

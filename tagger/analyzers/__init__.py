@@ -50,9 +50,19 @@ def _version(analyzer: str, *model_ids: str) -> str:
     return f"{models}:c{CODE_VERSION[analyzer]}"
 
 
+MODELS = {"faces": ("yunet", "sface"), "content": ("nudenet_320n",), "text": ("ppocr_v4",)}
+"""The models behind each analyzer: with ``CODE_VERSION``, what its cache version names."""
+
+
 def faces_version() -> str:
     """The cache and gallery version of the faces analyzer (its models and code)."""
-    return _version("faces", "yunet", "sface")
+    return _version("faces", *MODELS["faces"])
+
+
+def analyzer_versions() -> dict[str, str]:
+    """Every analyzer's current cache version, configured or not, without loading any model (what
+    cache pruning compares stored detections with)."""
+    return {name: _version(name, *models) for name, models in MODELS.items()}
 
 
 def build_analyzers(config: Config, data_dir: Path, log: Log) -> list[VersionedAnalyzer]:
@@ -77,11 +87,11 @@ def build_analyzers(config: Config, data_dir: Path, log: Log) -> list[VersionedA
 
         content = ContentAnalyzer.from_manifest(options, log, user_dirs=user_dirs, download_dir=download_dir,
                                                 allow_download=config.allow_download)
-        built.append(VersionedAnalyzer(content, _version("content", "nudenet_320n")))
+        built.append(VersionedAnalyzer(content, _version("content", *MODELS["content"])))
     if "text" in config.analyzers:
         from tagger.analyzers.text import TextAnalyzer
 
         text = TextAnalyzer.from_manifest(options, log, user_dirs=user_dirs, download_dir=download_dir,
                                           allow_download=config.allow_download)
-        built.append(VersionedAnalyzer(text, _version("text", "ppocr_v4")))
+        built.append(VersionedAnalyzer(text, _version("text", *MODELS["text"])))
     return built

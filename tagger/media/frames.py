@@ -106,6 +106,8 @@ class DecodeReport:
         budget_exceeded: the wall-clock budget ran out.
         elapsed_s: wall-clock seconds of the pass.
         budget_s: the budget, if any.
+        read_failed: the pass ended on an I/O error (a dropped stream, a failing disk or share):
+            reading again may get further, unlike data that ends or cannot be decoded.
     """
 
     frames_decoded: int
@@ -117,6 +119,7 @@ class DecodeReport:
     budget_exceeded: bool
     elapsed_s: float
     budget_s: float | None = None
+    read_failed: bool = False
 
     @property
     def complete(self) -> bool:
@@ -238,6 +241,7 @@ class _PassState:
         self.max_gap = 0.0
         self.error: str | None = None
         self.fatal = False
+        self.read_failed = False
         self.budget_exceeded = False
         self.finished = False
 
@@ -260,7 +264,7 @@ class _PassState:
             frames_decoded=self.decoded, samples=self.samples, last_time=self.last_time,
             duration=self.info.duration, error=self.error, truncated=self._truncated(),
             budget_exceeded=self.budget_exceeded, elapsed_s=_time.monotonic() - self.started,
-            budget_s=self.budget_s,
+            budget_s=self.budget_s, read_failed=self.read_failed,
         )
 
     def _truncated(self) -> bool:
@@ -430,6 +434,7 @@ def _decoded_frames(
                 seek_to = None
         except av.error.FFmpegError as error:
             state.error, state.fatal = f"read error: {error.strerror}", True
+            state.read_failed = isinstance(error, OSError)  # EIO etc.; not InvalidDataError
             return
         if seek_to is None:
             return

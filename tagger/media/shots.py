@@ -52,6 +52,10 @@ MIN_BLACK_S = 0.5
 _TIME_BASE = Fraction(1, 1_000_000)
 """Microsecond time base for the timecodes given to PySceneDetect."""
 
+MIN_RATE = Fraction(1, 1001)
+"""Slowest frame rate given to PySceneDetect (frames per second): the smallest non-zero rate
+with the denominator bound used for NTSC rates."""
+
 
 @dataclass(frozen=True)
 class Shot:
@@ -185,7 +189,9 @@ class ShotDetector:
             raise ValueError(f"threshold must be > 0, got {threshold}")
         if min_black_s < 0:
             raise ValueError(f"min_black_s must be >= 0 seconds, got {min_black_s}")
-        self._rate = Fraction(fps).limit_denominator(1001)
+        # Frame times come from timestamps; the rate only labels PySceneDetect's timecodes, which
+        # refuse a rate of 0 (what limit_denominator makes of under one frame per 2002 s).
+        self._rate = max(Fraction(fps).limit_denominator(1001), MIN_RATE)
         self._detector = make_scene_detector(detector, threshold, min_shot_s)
         self._min_black_s = min_black_s
         self._min_shot_s = min_shot_s

@@ -105,7 +105,9 @@ def open_container(
     except av.error.HTTPUnauthorizedError as error:
         raise MediaError(f"{source}: the server refused access (401); check the Stash API key") \
             from error
-    except av.error.HTTPError as error:
+    except av.error.HTTPNotFoundError as error:  # it answered, so it is running: it lacks the file
+        raise MediaError(f"{source}: the server has no such file ({error.strerror})") from error
+    except (av.error.HTTPError, av.error.HTTPClientError) as error:
         raise MediaError(f"{source}: the server answered with an error ({error.strerror})") \
             from error
     except (av.error.FFmpegError, OSError) as error:

@@ -70,6 +70,11 @@ class StashTestServer:
         # returning True drops the request unanswered and unapplied (its client was killed).
         self.before_mutation: Callable[[str], bool] | None = None
         self.after_mutation: Callable[[str], None] | None = None
+        self._drop_replies: dict[str, int | None] = {}  # see drop_reply_after
+        self.dropped_replies: list[str] = []  # operation names whose reply was dropped, in order
+        # Fault control: a scene's stream never delivers a byte at or past this offset; each
+        # response is cut there and its connection closed, as a dropped network stream is.
+        self.cut_stream_after: dict[int, int] = {}
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._port = 0
@@ -121,6 +126,26 @@ class StashTestServer:
         with self.state.lock:
             self._failures.extend([status] * n)
 
+    def drop_reply_after(self, operation: str, times: int | None = 1) -> None:
+        """Execute the next ``times`` requests of ``operation`` (every one: None), then close
+        their connections unanswered: a reply lost on the way back, the change made in Stash."""
+        with self.state.lock:
+            self._drop_replies[operation] = times
+
+    def take_drop(self, operation: str) -> bool:
+        """Whether this request of ``operation`` loses its reply (counted when it does)."""
+        with self.state.lock:
+            if operation not in self._drop_replies:
+                return False
+            left = self._drop_replies[operation]
+            if left is not None:
+                if left <= 1:
+                    del self._drop_replies[operation]
+                else:
+                    self._drop_replies[operation] = left - 1
+            self.dropped_replies.append(operation)
+            return True
+
     def take_failure(self) -> int | None:
         """Pop the next injected failure status, if any."""
         with self.state.lock:
@@ -154,6 +179,13 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Keep test output quiet."""
 
+    def handle(self) -> None:
+        """Serve the connection; a client that went away (gave up waiting, was killed) is no error."""
+        try:
+            super().handle()
+        except ConnectionError:
+            self.close_connection = True
+
     def do_POST(self) -> None:
         """Handle ``POST /graphql``."""
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -182,6 +214,9 @@ class _Handler(BaseHTTPRequestHandler):
         status, payload = run_graphql(build_stash_schema(), request, context, srv.state.lock)
         if mutation and srv.after_mutation is not None:
             srv.after_mutation(name)  # e.g. kill the plugin: applied, but the answer is lost
+        if srv.take_drop(name):
+            self.close_connection = True  # the client sees the connection end with no answer
+            return
         self._json(status, payload)
 
     def do_GET(self) -> None:
@@ -223,8 +258,8 @@ class _Handler(BaseHTTPRequestHandler):
         return True
 
     def _send(self, status: int, body: bytes, ctype: str | None,
-              headers: dict[str, str] | None = None) -> None:
-        """Write a complete response."""
+              headers: dict[str, str] | None = None, cut_at: int | None = None) -> None:
+        """Write a complete response, or (``cut_at``) its first bytes and drop the connection."""
         self.send_response(status)
         if ctype:
             self.send_header("Content-Type", ctype)
@@ -232,8 +267,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        if self.command == "HEAD":
+            return
+        if cut_at is not None and cut_at < len(body):
+            # The headers promised the whole body: the client sees the connection end early.
+            self.wfile.write(body[:max(0, cut_at)])
+            self.close_connection = True
+            return
+        self.wfile.write(body)
 
     def _json(self, status: int, payload: dict[str, Any]) -> None:
         """Write a JSON response."""
@@ -251,7 +292,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, b"404 page not found\n", "text/plain; charset=utf-8")
             return
         ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        self._serve_bytes(path.read_bytes(), ctype)
+        with self.server_ref.state.lock:
+            cut_at = self.server_ref.cut_stream_after.get(scene_id)
+        self._serve_bytes(path.read_bytes(), ctype, cut_at)
 
     def _screenshot(self, scene_id: int) -> None:
         """Serve a scene screenshot (a default image; no screenshots are generated)."""
@@ -275,13 +318,14 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(200, DEFAULT_IMAGE, "image/png")
 
-    def _serve_bytes(self, data: bytes, ctype: str) -> None:
-        """Answer a GET with optional single ``Range: bytes=`` support."""
+    def _serve_bytes(self, data: bytes, ctype: str, cut_at: int | None = None) -> None:
+        """Answer a GET with optional single ``Range: bytes=`` support; ``cut_at``: the file offset
+        where the body breaks off."""
         size = len(data)
         header = self.headers.get("Range")
         accept = {"Accept-Ranges": "bytes"}
         if not header or "," in header:
-            self._send(200, data, ctype, accept)
+            self._send(200, data, ctype, accept, cut_at)
             return
         span = _parse_range(header, size)
         if span is None:
@@ -290,7 +334,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         start, end = span
         self._send(206, data[start:end + 1], ctype,
-                   {**accept, "Content-Range": f"bytes {start}-{end}/{size}"})
+                   {**accept, "Content-Range": f"bytes {start}-{end}/{size}"},
+                   None if cut_at is None else cut_at - start)
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int] | None:
