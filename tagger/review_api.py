@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from tagger.errors import ConfigError
+from tagger.errors import ConfigError, MediaError
 from tagger.review import ReviewQueue
 from tagger.tasks import RunContext, write_lock
 
@@ -73,15 +73,12 @@ def review(context: RunContext, args: dict[str, Any]) -> dict[str, Any]:
     return _accept(context, queue, suggestion)
 
 
-def _review_run(context: RunContext) -> tuple[str, Any]:
-    """A run for one review action, and its applier (settled after any killed run)."""
+def _review_applier(context: RunContext, run_id: str) -> Any:
+    """The applier of one review action's run."""
     from tagger.apply import Applier
     from tagger.journal import Journal
 
-    run_id = context.store.start_run("review")
-    return run_id, Applier(
-        context.client, Journal(context.store, run_id), context.config.tag_parent, context.log.log
-    )
+    return Applier(context.client, Journal(context.store, run_id), context.config.tag_parent, context.log.log)
 
 
 def _accept_cluster(
@@ -103,30 +100,32 @@ def _accept_cluster(
     )
     cluster_id = int(suggestion.payload["cluster_id"])
     members = recognition.cluster_members(cluster_id)
-    run_id, applier = _review_run(context)
-    with write_lock(context):
-        applier.reconcile()
-        if name:
-            crop = recognition.best_crop(members)
-            image = "data:image/jpeg;base64," + base64.b64encode(crop.read_bytes()).decode() if crop else None
-            performer_id = applier.create_performer(name, image)
-            context.log.info(f"performer {name!r} created ({performer_id}) from unknown person #{cluster_id}")
-        added = []
-        for scene_id in dict.fromkeys(scene for _, scene, _ in members):
-            scene = context.client.find_scene(scene_id)
-            if scene is None or performer_id in scene.performer_ids:
-                continue
-            change = PerformerChange(
-                performer_id, name or performer_id, REVIEW_SOURCE, {"cluster": cluster_id}
-            )
-            applier.apply(
-                ScenePlan(scene.id, add_performers=(change,)),
-                reason={"confirmed": True, "suggestion": suggestion.id},
-            )
-            added.append(scene_id)
-        recognition.adopt_cluster(cluster_id, performer_id, name or performer_id, members)
-        queue.decide(suggestion.id, "accepted")
-    context.store.finish_run(run_id, "done")
+    with context.store.recorded_run("review") as run_id:
+        applier = _review_applier(context, run_id)
+        with write_lock(context):
+            applier.reconcile()
+            if name:
+                crop = recognition.best_crop(members)
+                image = ("data:image/jpeg;base64," + base64.b64encode(crop.read_bytes()).decode()
+                         if crop else None)
+                performer_id = applier.create_performer(name, image)
+                context.log.info(f"performer {name!r} created ({performer_id}) "
+                                 f"from unknown person #{cluster_id}")
+            added = []
+            for scene_id in dict.fromkeys(scene for _, scene, _ in members):
+                scene = context.client.find_scene(scene_id)
+                if scene is None or performer_id in scene.performer_ids:
+                    continue
+                change = PerformerChange(
+                    performer_id, name or performer_id, REVIEW_SOURCE, {"cluster": cluster_id}
+                )
+                applier.apply(
+                    ScenePlan(scene.id, add_performers=(change,)),
+                    reason={"confirmed": True, "suggestion": suggestion.id},
+                )
+                added.append(scene_id)
+            recognition.adopt_cluster(cluster_id, performer_id, name or performer_id, members)
+            queue.decide(suggestion.id, "accepted")
     return {
         "mode": "review",
         "action": "accept",
@@ -142,21 +141,21 @@ def _accept(context: RunContext, queue: ReviewQueue, suggestion: Any) -> dict[st
     from tagger.apply import scene_state
     from tagger.plan import plan_from_suggestion
 
-    run_id, applier = _review_run(context)
-    with write_lock(context):
-        applier.reconcile()
-        scene = context.client.find_scene(suggestion.scene_id)
-        if scene is None:
-            queue.decide(suggestion.id, "rejected")
-            context.store.finish_run(run_id, "done")
-            raise ConfigError(f"scene {suggestion.scene_id} no longer exists in Stash; suggestion dropped")
-        names = [suggestion.payload["name"]] if suggestion.kind == "tag" else []
-        plan = plan_from_suggestion(
-            scene_state(scene), suggestion.kind, suggestion.payload, applier.resolve_tags(names)
-        )
-        applied = applier.apply(plan, reason={"confirmed": True, "suggestion": suggestion.id})
-        queue.decide(suggestion.id, "accepted")
-    context.store.finish_run(run_id, "done")
+    with context.store.recorded_run("review") as run_id:
+        applier = _review_applier(context, run_id)
+        with write_lock(context):
+            applier.reconcile()
+            scene = context.client.find_scene(suggestion.scene_id)
+            if scene is None:
+                queue.decide(suggestion.id, "rejected")
+                raise ConfigError(
+                    f"scene {suggestion.scene_id} no longer exists in Stash; suggestion dropped")
+            names = [suggestion.payload["name"]] if suggestion.kind == "tag" else []
+            plan = plan_from_suggestion(
+                scene_state(scene), suggestion.kind, suggestion.payload, applier.resolve_tags(names)
+            )
+            applied = applier.apply(plan, reason={"confirmed": True, "suggestion": suggestion.id})
+            queue.decide(suggestion.id, "accepted")
     context.log.info(f"scene {suggestion.scene_id}: suggestion {suggestion.title!r} accepted")
     return {
         "mode": "review",
@@ -256,13 +255,18 @@ def evidence(context: RunContext, scene_id: str, times: Any) -> dict[str, Any]:
     if scene is None:
         raise ConfigError(f"scene {scene_id} does not exist in Stash")
     source = media_source(scene, context.config.map_path, context.client.auth_headers)
-    info = probe(source.location, http_headers=source.headers or None)
-    for t in wanted:
-        if t > info.duration:
-            raise ConfigError(f"times: {t!r} is past the end of the scene ({info.duration:.1f} s)")
-    images = decode_at(
-        source.location, info, wanted, thumb_size(info, EVIDENCE_WIDTH), http_headers=source.headers or None
-    )
+    try:
+        info = probe(source.location, http_headers=source.headers or None)
+        for t in wanted:
+            if t > info.duration:
+                raise ConfigError(f"times: {t!r} is past the end of the scene ({info.duration:.1f} s)")
+        images = decode_at(source.location, info, wanted, thumb_size(info, EVIDENCE_WIDTH),
+                           http_headers=source.headers or None)
+    except MediaError as error:
+        if source.unreadable is None:
+            raise
+        # The stream is only the fallback: why the file was not read here comes first.
+        raise MediaError(f"{source.unreadable}; streaming it from Stash failed too: {error}") from None
     frames = []
     for t in wanted:
         image = images.get(t)

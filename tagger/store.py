@@ -272,6 +272,18 @@ class Store:
             db.execute("INSERT INTO runs VALUES (?, ?, ?, NULL, 'running')", (run_id, mode, time.time()))
         return run_id
 
+    @contextmanager
+    def recorded_run(self, mode: str) -> Iterator[str]:
+        """A run's record around its work: ``done`` when the block ends, ``failed`` when an error
+        leaves it (a kill leaves ``running``: nothing can write then, and the next run goes on)."""
+        run_id = self.start_run(mode)
+        status = "failed"
+        try:
+            yield run_id
+            status = "done"
+        finally:
+            self.finish_run(run_id, status)
+
     def finish_run(self, run_id: str, status: str) -> None:
         with self.transaction() as db:
             db.execute("UPDATE runs SET finished_at = ?, status = ? WHERE run_id = ?",

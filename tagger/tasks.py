@@ -253,14 +253,8 @@ def _tag_selected(context: RunContext, executor: AnalysisExecutor, selection: st
                   scenes: Iterable[StashScene], total: int, *, dry_run: bool) -> dict[str, Any]:
     """The run over the selected scenes; its record ends ``done``, or ``failed`` when an error
     stops it (Stash gone), never left ``running``."""
-    run_id = context.store.start_run("report" if dry_run else selection)
-    status = "failed"
-    try:
-        output = _tag_run(context, executor, selection, scenes, total, run_id, dry_run=dry_run)
-        status = "done"
-    finally:
-        context.store.finish_run(run_id, status)
-    return output
+    with context.store.recorded_run("report" if dry_run else selection) as run_id:
+        return _tag_run(context, executor, selection, scenes, total, run_id, dry_run=dry_run)
 
 
 def _tag_run(context: RunContext, executor: AnalysisExecutor, selection: str, scenes: Iterable[StashScene],
@@ -640,11 +634,10 @@ def gallery(context: RunContext, args: dict[str, Any]) -> dict[str, Any]:
         replace(context.config, analyzers=("faces",)), context.data_dir, context.log.log
     )
     recognition = PerformerRecognition(context.store, context.client, faces, context.log.log)
-    run_id = context.store.start_run("gallery")
-    report = recognition.refresh(lambda f: context.log.progress(0.9 * f))
-    assert report is not None
-    clusters = recognition.cluster_unknown(run_id)
-    context.store.finish_run(run_id, "done")
+    with context.store.recorded_run("gallery") as run_id:
+        report = recognition.refresh(lambda f: context.log.progress(0.9 * f))
+        assert report is not None
+        clusters = recognition.cluster_unknown(run_id)
     context.log.progress(1.0)
     embeddings = len(recognition.index())
     context.log.info(
@@ -668,34 +661,33 @@ def undo(context: RunContext, args: dict[str, Any]) -> dict[str, Any]:
     scene_id = str(args.get("scene_id") or "") or None
     only_run = str(args.get("run_id") or "") or None
     context.client.use_api_key_if_set()
-    run_id = context.store.start_run("undo")
-    journal = Journal(context.store, run_id)
-    applier = Applier(context.client, journal, context.config.tag_parent, context.log.log)
-    with write_lock(context):
-        applier.reconcile()
-    scenes = [scene_id] if scene_id else journal.scenes(run_id=only_run)
-    what = f"scene {scene_id}" if scene_id else (f"run {only_run}" if only_run else "everything")
-    context.log.info(f"undo {what}: {len(scenes)} scene(s)")
-    results, kept, restored = [], [], []
-    totals = {"tags_removed": 0, "markers_removed": 0, "performers_removed": 0, "studios_restored": 0}
-    for index, sid in enumerate(scenes):
+    with context.store.recorded_run("undo") as run_id:
+        journal = Journal(context.store, run_id)
+        applier = Applier(context.client, journal, context.config.tag_parent, context.log.log)
         with write_lock(context):
-            done = applier.undo_scene(sid, only_run)
-            remaining = applier.owned(sid)
-        totals["tags_removed"] += len(done.tags_removed)
-        totals["markers_removed"] += done.markers_removed
-        totals["performers_removed"] += len(done.performers_removed)
-        totals["studios_restored"] += done.studio_restored
-        kept += [f"scene {sid}: {item}" for item in done.kept]
-        if not (remaining.tags or remaining.markers or remaining.performers or remaining.studio):
-            restored.append(sid)
-        if len(results) < MAX_SCENES_IN_OUTPUT:
-            results.append(done.to_dict())
-        context.log.progress((index + 1) / max(len(scenes), 1) * 0.95)
-    context.store.forget_processed(restored)
-    with write_lock(context):
-        deleted = applier.delete_unused_tags()
-    context.store.finish_run(run_id, "done")
+            applier.reconcile()
+        scenes = [scene_id] if scene_id else journal.scenes(run_id=only_run)
+        what = f"scene {scene_id}" if scene_id else (f"run {only_run}" if only_run else "everything")
+        context.log.info(f"undo {what}: {len(scenes)} scene(s)")
+        results, kept, restored = [], [], []
+        totals = {"tags_removed": 0, "markers_removed": 0, "performers_removed": 0, "studios_restored": 0}
+        for index, sid in enumerate(scenes):
+            with write_lock(context):
+                done = applier.undo_scene(sid, only_run)
+                remaining = applier.owned(sid)
+            totals["tags_removed"] += len(done.tags_removed)
+            totals["markers_removed"] += done.markers_removed
+            totals["performers_removed"] += len(done.performers_removed)
+            totals["studios_restored"] += done.studio_restored
+            kept += [f"scene {sid}: {item}" for item in done.kept]
+            if not (remaining.tags or remaining.markers or remaining.performers or remaining.studio):
+                restored.append(sid)
+            if len(results) < MAX_SCENES_IN_OUTPUT:
+                results.append(done.to_dict())
+            context.log.progress((index + 1) / max(len(scenes), 1) * 0.95)
+        context.store.forget_processed(restored)
+        with write_lock(context):
+            deleted = applier.delete_unused_tags()
     context.log.progress(1.0)
     for item in kept:
         context.log.info(f"kept {item}")

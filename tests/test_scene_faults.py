@@ -243,6 +243,17 @@ def test_evidence_at_impossible_times_is_refused_naming_the_value(
     assert run.error == problem
 
 
+def test_evidence_of_a_file_that_is_not_here_names_that_before_the_stream_failure(
+        plugin_dir: Path, tmp_path: Path) -> None:
+    with StashTestServer() as server:
+        server.state.add_scene("gone", path="/nowhere/gone.mp4")
+        args = {"mode": "review", "action": "evidence", "scene_id": "1", "times": [1.0]}
+        run = run_plugin(plugin_dir, "ai_tagger", args, server, env={"AI_TAGGER_DATA_DIR": str(tmp_path)})
+    assert run.error is not None and run.error.startswith(
+        "the file Stash names is not readable on this machine (no path mapping matches /nowhere/gone.mp4): "
+        "/nowhere/gone.mp4: not found; streaming it from Stash failed too: ")
+
+
 # config.yaml -------------------------------------------------------------------------------------
 
 def latin1_config(folder: Path) -> Path:

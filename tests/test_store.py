@@ -84,3 +84,13 @@ def test_opening_a_new_store_waits_for_another_process_writing_it(tmp_path: Path
     with Store(path) as store:
         assert time.monotonic() - started >= 0.4
         assert store.enqueue(["1"], "import") == 1
+
+
+def test_a_runs_record_ends_done_or_failed_whatever_stops_it(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.sqlite") as store:
+        with store.recorded_run("undo") as finished:
+            pass
+        with pytest.raises(RuntimeError), store.recorded_run("gallery") as broken:
+            raise RuntimeError("Stash went away")
+        statuses = dict(store.db.execute("SELECT run_id, status FROM runs"))
+    assert statuses == {finished: "done", broken: "failed"}
