@@ -12,7 +12,7 @@ PLUGIN_DIR = Path(__file__).resolve().parent
 # Stash puts the plugins root on PYTHONPATH; our own package must win over any namesake there.
 sys.path.insert(0, str(PLUGIN_DIR))
 
-from tagger.entry import main  # noqa: E402
+from tagger.apps.entry import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:], PLUGIN_DIR))

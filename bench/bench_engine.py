@@ -61,9 +61,9 @@ def make_input(minutes: float, height: int) -> Path:
 
 def run_engine(video: Path, analyzers: list[str], sampling: str = "interval",
                threads: int = 0) -> dict[str, object]:
-    from tagger.analysis import AnalyzeOptions, analyze_file
     from tagger.analyzers import build_analyzers
     from tagger.config import build_config
+    from tagger.engine.one_pass import AnalyzeOptions, analyze_file
 
     config = build_config({"analyzers": [*analyzers, "shots"], "threads": threads})
     models = build_analyzers(config, DATA / "data", lambda *_: None)

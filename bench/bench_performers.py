@@ -454,7 +454,7 @@ def report_scores(scenes: Sequence[Scene]) -> None:
 
 def run_accuracy(rebuild: bool) -> None:
     from tagger.config import build_config
-    from tagger.engine import Engine
+    from tagger.engine.engine import Engine
 
     started = time.time()
     DATA.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,7 @@ def _isolated_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="session")
 def plugin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The plugin as a user installs it: the package zip unpacked into Stash's plugins folder."""
-    from tagger.package import build_zip
+    from tagger.apps.package import build_zip
 
     root = tmp_path_factory.mktemp("stash-config")
     build_zip(ROOT, root / "ai_tagger.zip")

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from tagger.analysis import AnalysisResult, AnalyzeOptions, analyze_file
 from tagger.detections import Detection
+from tagger.engine.one_pass import AnalysisResult, AnalyzeOptions, analyze_file
 from tagger.errors import MediaError
 from tagger.media.frames import Frame
 from tagger.media.sample import SampleTruth, make_sample_video, write_truncated_copy

@@ -1,5 +1,6 @@
-"""Write-back against the test Stash server: the applier (``tagger.apply``), its journal
-(``tagger.journal``) in the store (``tagger.store``), and the review queue (``tagger.review``).
+"""Write-back against the test Stash server: the applier (``tagger.writeback.apply``), its journal
+(``tagger.writeback.journal``) in the store (``tagger.stashside.store``), and the review queue
+(``tagger.writeback.review``).
 
 Every test talks to Stash through the real client over HTTP; the server executes Stash's real
 schema against in-memory data, so refusals come from Stash's own validation. Where the point is
@@ -20,13 +21,15 @@ from typing import Any
 
 import pytest
 
-from tagger import apply
-from tagger.apply import Applier, scene_state
 from tagger.decide.studio import StudioMatch
 from tagger.decide.tags import MarkerDecision, SceneTag
 from tagger.errors import ConfigError, GraphQLError, StashReplyLostError, StashUnreachableError
-from tagger.journal import Action, Intent, Journal
-from tagger.plan import (
+from tagger.stashside.stash import StashClient
+from tagger.stashside.store import Store
+from tagger.writeback import apply
+from tagger.writeback.apply import Applier, scene_state
+from tagger.writeback.journal import Action, Intent, Journal
+from tagger.writeback.plan import (
     Findings,
     MarkerCreate,
     MarkerState,
@@ -39,9 +42,7 @@ from tagger.plan import (
     TagChange,
     plan_scene,
 )
-from tagger.review import ReviewQueue
-from tagger.stash import StashClient
-from tagger.store import Store
+from tagger.writeback.review import ReviewQueue
 from tests.polling import wait_until
 from tests.stash_server import StashTestServer
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tagger.bootstrap import RUNTIME_MODULES
+from tagger.stashside.bootstrap import RUNTIME_MODULES
 from tests.stash_server import StashTestServer, load_manifest, run_plugin, task_args
 
 BASE_PYTHON = sys._base_executable  # the interpreter this venv was made from

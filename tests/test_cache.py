@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from tagger.cache import AnalysisCache, PassRecord, oshash
 from tagger.detections import Detection
+from tagger.engine.cache import AnalysisCache, PassRecord, oshash
 
 
 def test_oshash_is_size_plus_the_sums_of_the_first_and_last_64k(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from tagger.config import Config, PathMapping, build_config, env_to_raw
-from tagger.relay import ENV_KEYS
+from tagger.stashside.relay import ENV_KEYS
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.example.yaml").read_text())
@@ -72,7 +72,7 @@ def test_the_worker_listens_on_every_interface_of_its_container_on_the_port_it_e
 @pytest.mark.parametrize("service", WORKERS)
 def test_the_plugin_in_stash_forwards_to_the_worker_with_the_same_token(service: str) -> None:
     stash_env = environment("stash")
-    assert set(ENV_KEYS) <= set(stash_env)  # what tagger.relay reads in the plugin's process
+    assert set(ENV_KEYS) <= set(stash_env)  # what tagger.stashside.relay reads in the plugin's process
     url = urlsplit(stash_env["AI_TAGGER_WORKER_URL"])
     names = {service, *SERVICES[service].get("networks", {}).get("default", {}).get("aliases", [])}
     assert url.hostname in names

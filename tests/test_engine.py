@@ -10,7 +10,7 @@ import cv2
 import pytest
 
 from tagger.config import build_config
-from tagger.engine import Engine, EngineResult
+from tagger.engine.engine import Engine, EngineResult
 from tagger.media.sample import SampleTruth, make_sample_video
 
 CUTS = (8.0, 16.0)

@@ -14,15 +14,14 @@ import cv2
 import numpy as np
 import pytest
 
-from tagger.cache import PassRecord
 from tagger.decide.faces import FaceTrack
 from tagger.decide.studio import StudioMatch
 from tagger.decide.tags import MarkerDecision, SceneTag
 from tagger.decide.text import TextSpan
 from tagger.detections import Detection
-from tagger.engine import Decisions, EngineResult
-from tagger.errors import MediaError
-from tagger.evidence import (
+from tagger.engine.cache import PassRecord
+from tagger.engine.engine import Decisions, EngineResult
+from tagger.engine.evidence import (
     BOX_COLOURS,
     GAP,
     LABEL_H,
@@ -34,6 +33,7 @@ from tagger.evidence import (
     thumb_origin,
     write_evidence,
 )
+from tagger.errors import MediaError
 from tagger.media.sample import SampleTruth, make_sample_video
 from tagger.media.video import probe
 

@@ -18,12 +18,12 @@ import pytest
 
 from tagger.analyzers import onnx_convert
 from tagger.analyzers.faces import FaceAnalyzer, align_face
+from tagger.analyzers.models import load_manifest, package_file
 from tagger.analyzers.onnx_convert import converted_model, dequantize, fold_dequantize
 from tagger.analyzers.runtime import create_session
 from tagger.detections import Detection
 from tagger.media.frames import Frame, SamplingPlan, iter_frames
 from tagger.media.sample import make_sample_video
-from tagger.models import load_manifest, package_file
 
 OPENCV_MATCH_THRESHOLD = 0.363
 """``cv2.FaceRecognizerSF``'s default cosine threshold for 'same person'."""

@@ -1,5 +1,5 @@
 """The performer face gallery (``tagger.faces.gallery``) and recognition in a run
-(``tagger.performers.PerformerRecognition``), on a real store, the real faces analyzer and the real
+(``tagger.faces.recognition.PerformerRecognition``), on a real store, the real faces analyzer and the real
 photos of ../shared/faces.
 
 The only stand-in is the I/O edge to Stash: performers are ``StashPerformer`` objects whose
@@ -26,12 +26,12 @@ from tagger.detections import Detection
 from tagger.errors import StashError
 from tagger.faces.gallery import SCENE_FACES, Gallery, GalleryReport
 from tagger.faces.match import AUTO_SIMILARITY, TrackIdentity, best_faces, face_quality, identify_tracks
+from tagger.faces.recognition import MIN_UNKNOWN_APPEARANCES, PerformerRecognition
 from tagger.media.frames import SamplingPlan, iter_frames
 from tagger.media.sample import FaceSpec, make_sample_video
-from tagger.performers import MIN_UNKNOWN_APPEARANCES, PerformerRecognition
-from tagger.review import LIBRARY, ReviewQueue
-from tagger.stash import StashPerformer
-from tagger.store import Store
+from tagger.stashside.stash import StashPerformer
+from tagger.stashside.store import Store
+from tagger.writeback.review import LIBRARY, ReviewQueue
 from tests.face_samples import VARIANTS as ALL_VARIANTS
 from tests.face_samples import largest_face
 

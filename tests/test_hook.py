@@ -8,9 +8,9 @@ import io
 import sys
 from pathlib import Path
 
-from tagger.hook import handle_hook
-from tagger.protocol import PluginInput, ServerConnection, StashLog
-from tagger.store import Store
+from tagger.stashside.hook import handle_hook
+from tagger.stashside.protocol import PluginInput, ServerConnection, StashLog
+from tagger.stashside.store import Store
 from tests.stash_server import StashTestServer, hook_args, load_manifest, run_plugin
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,7 +52,7 @@ def test_without_auto_tagging_new_scenes_are_only_queued(tmp_path: Path) -> None
 
 
 def test_imports_after_the_queue_task_started_ask_for_another(tmp_path: Path) -> None:
-    from tagger.hook import release_queue_task_claim
+    from tagger.stashside.hook import release_queue_task_claim
 
     with StashTestServer() as server:
         server.state.plugin_config["ai_tagger"] = {"autoTagNew": True}

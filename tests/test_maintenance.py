@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from tagger.cache import oshash
 from tagger.config import ANALYZERS, Config
-from tagger.maintenance import current_keys
+from tagger.engine.cache import oshash
+from tagger.run.maintenance import current_keys
 from tests.stash_server import PluginRun, StashTestServer, load_manifest, run_plugin, task_args
 
 ROOT = Path(__file__).resolve().parents[1]

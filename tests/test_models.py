@@ -12,8 +12,8 @@ from pathlib import Path
 import onnxruntime as ort
 import pytest
 
+from tagger.analyzers.models import ModelError, ModelFile, download, load_manifest, package_file, resolve_file
 from tagger.analyzers.runtime import RuntimeOptions, choose_providers, create_session
-from tagger.models import ModelError, ModelFile, download, load_manifest, package_file, resolve_file
 
 MANIFEST = load_manifest()
 

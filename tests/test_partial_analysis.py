@@ -21,9 +21,9 @@ from typing import Any
 import cv2
 import pytest
 
-from tagger.analysis import stop_cause
-from tagger.cache import AnalysisCache, PassRecord, oshash
-from tagger.engine import pass_stands
+from tagger.engine.cache import AnalysisCache, PassRecord, oshash
+from tagger.engine.engine import pass_stands
+from tagger.engine.one_pass import stop_cause
 from tagger.media.frames import DecodeReport
 from tagger.media.sample import make_sample_video, write_truncated_copy
 from tests.stash_server import PluginRun, StashTestServer, load_manifest, run_plugin, task_args

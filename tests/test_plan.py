@@ -1,5 +1,5 @@
 """The write-back planner: what one scene gets, given what the engine found, what Stash has and
-what the journal says the tagger owns there (``tagger.plan``)."""
+what the journal says the tagger owns there (``tagger.writeback.plan``)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 
 from tagger.decide.studio import StudioMatch
 from tagger.decide.tags import MarkerDecision, SceneTag
-from tagger.journal import Action, JournalEntry
-from tagger.plan import (
+from tagger.writeback.journal import Action, JournalEntry
+from tagger.writeback.plan import (
     Findings,
     MarkerState,
     MarkerUpdate,

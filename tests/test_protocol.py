@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tagger.protocol import MAX_LOG_LINE, StashLog, parse_plugin_input
+from tagger.stashside.protocol import MAX_LOG_LINE, StashLog, parse_plugin_input
 
 STASH_INPUT = {
     "server_connection": {

@@ -358,8 +358,8 @@ def test_without_ray_installed_the_error_says_what_to_install(tmp_path: Path,
 
     from tagger.config import build_config
     from tagger.errors import ConfigError
-    from tagger.protocol import StashLog
-    from tagger.tasks import RunContext, analysis_executor
+    from tagger.run.modes import RunContext, analysis_executor
+    from tagger.stashside.protocol import StashLog
 
     monkeypatch.setitem(sys.modules, "ray", None)  # what Python does when a package is absent
     context = RunContext(config=build_config({"ray_address": "auto"}), client=None,  # type: ignore[arg-type]
@@ -372,7 +372,7 @@ def test_without_ray_installed_the_error_says_what_to_install(tmp_path: Path,
 def test_an_engine_result_survives_pickling(tmp_path: Path, library: dict[str, Path]) -> None:
     """Ray sends results back pickled: what arrives is what was found."""
     from tagger.config import build_config
-    from tagger.engine import Engine
+    from tagger.engine.engine import Engine
 
     engine = Engine(build_config({}), tmp_path, lambda *_: None)
     result = engine.analyze(str(library["solo"]))
@@ -383,7 +383,7 @@ def test_an_engine_result_survives_pickling(tmp_path: Path, library: dict[str, P
 
 
 def test_an_analysis_result_survives_pickling(library: dict[str, Path]) -> None:
-    from tagger.analysis import AnalyzeOptions, analyze_file
+    from tagger.engine.one_pass import AnalyzeOptions, analyze_file
 
     result = analyze_file(str(library["empty"]), AnalyzeOptions(), analyzers=[])
     back = pickle.loads(pickle.dumps(result))
@@ -395,10 +395,10 @@ def test_a_backlog_is_submitted_a_window_at_a_time(tmp_path: Path, library: dict
     """However long the selection, only ``window`` videos are in flight; the rest are read from the
     selection as videos finish (a 100,000-scene backlog is never submitted at once)."""
     from tagger.config import build_config
-    from tagger.engine import Engine
-    from tagger.protocol import StashLog
-    from tagger.stash import StashClient, StashFile, StashScene
-    from tagger.tasks import RunContext, analysis_executor
+    from tagger.engine.engine import Engine
+    from tagger.run.modes import RunContext, analysis_executor
+    from tagger.stashside.protocol import StashLog
+    from tagger.stashside.stash import StashClient, StashFile, StashScene
 
     config = build_config({"ray_address": cluster, "analyzers": ["shots"]})
     context = RunContext(config=config, client=StashClient(url="http://127.0.0.1:9"), store=None,  # type: ignore[arg-type]
@@ -426,7 +426,7 @@ def test_a_backlog_is_submitted_a_window_at_a_time(tmp_path: Path, library: dict
 
 def test_workers_get_the_configuration_without_credentials() -> None:
     from tagger.config import build_config
-    from tagger.distributed import without_secrets
+    from tagger.run.distributed import without_secrets
 
     config = build_config({"api_key": "secret-key", "interval": 3.0})
     shipped = without_secrets(config)
@@ -436,7 +436,7 @@ def test_workers_get_the_configuration_without_credentials() -> None:
 def test_a_node_without_the_drivers_data_folder_uses_a_node_local_one(tmp_path: Path) -> None:
     import tempfile
 
-    from tagger.distributed import node_data_dir
+    from tagger.run.distributed import node_data_dir
 
     assert node_data_dir(tmp_path) == tmp_path  # same machine (or a shared disk)
     assert node_data_dir(tmp_path / "elsewhere") == Path(tempfile.gettempdir()) / "ai-tagger-ray"
@@ -459,11 +459,11 @@ def credential_run(tmp_path_factory: pytest.TempPathFactory, library: dict[str, 
     from ray import cloudpickle
 
     from tagger.config import build_config
-    from tagger.distributed import RayAnalysis
-    from tagger.engine import Engine
-    from tagger.protocol import StashLog
-    from tagger.stash import StashClient
-    from tagger.tasks import RunContext, analysis_executor
+    from tagger.engine.engine import Engine
+    from tagger.run.distributed import RayAnalysis
+    from tagger.run.modes import RunContext, analysis_executor
+    from tagger.stashside.protocol import StashLog
+    from tagger.stashside.stash import StashClient
 
     folder = tmp_path_factory.mktemp("ray-credentials")
     shutil.copy(library["crowd"], folder / "unseen.mp4")

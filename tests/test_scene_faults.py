@@ -20,7 +20,7 @@ import pytest
 from tagger.config import read_config_file
 from tagger.errors import ConfigError
 from tagger.media.sample import make_sample_video
-from tagger.tasks import MAX_FAILURES
+from tagger.run.modes import MAX_FAILURES
 from tests.stash_server import PluginRun, StashTestServer, load_manifest, run_plugin, task_args
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,7 +126,7 @@ def test_an_unexpected_error_leaves_its_traceback_in_the_log_in_short_lines(
     trace = errors[start + 1:errors.index(f"scene 1: {scene_entry(run, 1)['error']}")]
     assert trace[0] == "Traceback (most recent call last):"
     assert trace[-1].startswith("json.decoder.JSONDecodeError: Expecting property name")
-    assert any('tagger/cache.py", line' in line for line in trace)
+    assert any('tagger/engine/cache.py", line' in line for line in trace)
     assert max(len(line) for line in trace) <= 160
 
 
@@ -277,7 +277,7 @@ def test_a_config_file_that_is_not_utf8_is_named_on_the_command_line(tmp_path: P
 
 def test_on_ray_an_unexpected_error_fails_that_video_only(videos: dict[str, Path], tmp_path: Path) -> None:
     from tagger.config import build_config
-    from tagger.distributed import EngineSpec, VideoJob, analyse_video
+    from tagger.run.distributed import EngineSpec, VideoJob, analyse_video
 
     # The Ray task's own function, called here as a Ray worker process calls it.
     spec = EngineSpec(build_config({"analyzers": ["shots"]}), str(tmp_path), ())

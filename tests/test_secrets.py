@@ -19,7 +19,7 @@ import pytest
 from tagger.config import build_config
 from tagger.media.sample import make_sample_video
 from tagger.redact import MASK, redact, register_secret, url_without_secrets
-from tagger.stash import StashClient, StashScene
+from tagger.stashside.stash import StashClient, StashScene
 from tests.stash_server import StashTestServer, load_manifest, run_plugin, task_args
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,7 +89,7 @@ def test_the_api_key_can_come_from_a_file_or_the_environment_not_only_the_comman
     help_text = subprocess.run([sys.executable, str(ROOT / "ai_tagger.py"), "run", "--help"],
                                capture_output=True, text=True, check=True).stdout
     assert "--api-key-file" in help_text and "AI_TAGGER_API_KEY" in help_text
-    from tagger.cli import build_parser, config_flags
+    from tagger.apps.cli import build_parser, config_flags
 
     key_file = tmp_path / "stash.key"
     key_file.write_text("key-from-file-123\n")

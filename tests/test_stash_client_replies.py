@@ -1,4 +1,4 @@
-"""The Stash client when an answer does not come back (``tagger.stash.StashClient``), against the
+"""The Stash client when an answer does not come back (``tagger.stashside.stash.StashClient``), against the
 test Stash server: a query is simply asked again; a creation or deletion is sent again only when
 it certainly never reached Stash, and otherwise reported as ``StashReplyLostError`` so that the
 caller can look in Stash instead of making it twice."""
@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from tagger.errors import StashReplyLostError
-from tagger.stash import StashClient
+from tagger.stashside.stash import StashClient
 from tests.stash_server import StashTestServer
 
 

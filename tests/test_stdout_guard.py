@@ -15,7 +15,7 @@ def test_prints_and_child_processes_land_on_stderr_not_in_the_result() -> None:
     script = textwrap.dedent(f"""
         import os, subprocess, sys
         sys.path.insert(0, {str(ROOT)!r})
-        from tagger.protocol import guard_stdout
+        from tagger.stashside.protocol import guard_stdout
         guard = guard_stdout()
         print("a library that prints")
         os.write(1, b"C code writing to fd 1\\n")
@@ -35,7 +35,7 @@ def test_the_real_stdout_is_not_inherited_by_children() -> None:
     script = textwrap.dedent(f"""
         import os, sys
         sys.path.insert(0, {str(ROOT)!r})
-        from tagger.protocol import guard_stdout
+        from tagger.stashside.protocol import guard_stdout
         guard = guard_stdout()
         inheritable = []
         for name in os.listdir("/proc/self/fd"):

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from tagger.errors import LockedError
-from tagger.filelock import FileLock
-from tagger.store import Store
+from tagger.stashside.filelock import FileLock
+from tagger.stashside.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,7 +55,7 @@ def test_a_killed_holder_never_leaves_the_lock_stuck(tmp_path: Path) -> None:
         import sys, time
         sys.path.insert(0, {str(ROOT)!r})
         from pathlib import Path
-        from tagger.filelock import FileLock
+        from tagger.stashside.filelock import FileLock
         lock = FileLock(Path({str(lock_path)!r}))
         lock.acquire()
         print("held", flush=True)

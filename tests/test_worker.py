@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tagger.worker import MAX_BODY, MAX_DEPTH
+from tagger.apps.worker import MAX_BODY, MAX_DEPTH
 from tests.polling import wait_until
 from tests.stash_server import PluginRun, StashTestServer, hook_args, load_manifest, run_plugin, task_args
 from tests.test_writeback_plugin import CONFIG, canonical, seeded_server, videos  # noqa: F401 - fixture

@@ -29,7 +29,7 @@ import cv2
 import pytest
 
 from tagger.media.sample import make_sample_video
-from tagger.stash import OPERATIONS
+from tagger.stashside.stash import OPERATIONS
 from tests.stash_server import PluginRun, StashTestServer, load_manifest, run_plugin, task_args
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -43,7 +43,7 @@ class VersionedAnalyzer:
 
 def _version(analyzer: str, *model_ids: str) -> str:
     """``<model>@<version>+...:c<code version>``."""
-    from tagger.models import load_manifest
+    from tagger.analyzers.models import load_manifest
 
     manifest = load_manifest()
     models = "+".join(f"{model_id}@{manifest[model_id].version}" for model_id in model_ids)

@@ -34,10 +34,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from tagger.analyzers.models import load_manifest, resolve_file
 from tagger.analyzers.runtime import Log, RuntimeOptions, create_session
 from tagger.detections import Detection
 from tagger.media.frames import Frame
-from tagger.models import load_manifest, resolve_file
 
 MODEL_ID = "nudenet_320n"
 """The manifest entry of the model."""
@@ -181,7 +181,7 @@ class ContentAnalyzer:
         Arguments:
             options, log: for ``create_session``.
             user_dirs, download_dir, allow_download: where the file may come from (see
-                ``tagger.models.resolve_file``).
+                ``tagger.analyzers.models.resolve_file``).
             settings: ``score_floor``, ``nms_iou``, ``per_class_nms``, ``max_batch``.
 
         Raises:

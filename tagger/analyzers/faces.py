@@ -133,7 +133,7 @@ class FaceAnalyzer:
         Raises:
             ModelError: a model file is missing or has the wrong hash.
         """
-        from tagger.models import load_manifest, resolve_file
+        from tagger.analyzers.models import load_manifest, resolve_file
 
         manifest = load_manifest()
         paths = []

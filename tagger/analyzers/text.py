@@ -39,10 +39,10 @@ from typing import Any
 import cv2
 import numpy as np
 
+from tagger.analyzers.models import load_manifest, resolve_file
 from tagger.analyzers.runtime import Log, RuntimeOptions, create_session
 from tagger.detections import Detection
 from tagger.media.frames import Frame
-from tagger.models import load_manifest, resolve_file
 
 MODEL_ID = "ppocr_v4"
 """The manifest entry of the OCR models (det, rec and the unused angle classifier)."""
@@ -205,7 +205,7 @@ class TextAnalyzer:
         Arguments:
             options, log: for ``create_session``.
             user_dirs, download_dir, allow_download: where files may come from (see
-                ``tagger.models.resolve_file``).
+                ``tagger.analyzers.models.resolve_file``).
             settings: keyword settings of the constructor (``every_nth``, ``full_frame``, ...).
 
         Raises:

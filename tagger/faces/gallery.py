@@ -32,7 +32,7 @@ import numpy as np
 from tagger.errors import StashError
 from tagger.faces.match import GalleryIndex
 from tagger.redact import redact
-from tagger.store import Store
+from tagger.stashside.store import Store
 
 Log = Callable[[str, str], None]
 
@@ -107,7 +107,7 @@ class Gallery:
         log: Log = lambda *_: None,
         progress: Callable[[float], None] | None = None,
     ) -> GalleryReport:
-        """Bring the gallery up to date with Stash's performers (``tagger.stash.StashPerformer``).
+        """Bring the gallery up to date with Stash's performers (``tagger.stashside.stash.StashPerformer``).
 
         Only performers whose image changed (or that are new to this model) are fetched and
         embedded; performers gone from Stash are dropped. A broken image or one without a face is

@@ -18,11 +18,11 @@ from tagger.config import (
     read_config_file,
     settings_to_raw,
 )
-from tagger.filelock import FileLock
-from tagger.protocol import PluginInput, StashLog
-from tagger.stash import StashClient
-from tagger.store import Store
-from tagger.tasks import RunContext, run_mode
+from tagger.run.modes import RunContext, run_mode
+from tagger.stashside.filelock import FileLock
+from tagger.stashside.protocol import PluginInput, StashLog
+from tagger.stashside.stash import StashClient
+from tagger.stashside.store import Store
 
 PLUGIN_ID = "ai_tagger"
 
@@ -48,7 +48,7 @@ def open_run(config: Config, client: StashClient, data_dir: Path, log: StashLog,
     if config.api_key:
         client.api_key = config.api_key
     # One run at a time: two would analyse the same scenes. The review API answers the UI while a
-    # run goes on; its changes are serialised with the run's by the write lock (tagger.tasks).
+    # run goes on; its changes are serialised with the run's by the write lock (tagger.run.modes).
     lock = FileLock(data_dir / "run.lock") if mode != "review" else nullcontext()
     with lock, Store(data_dir / "tagger.sqlite") as store:
         context = RunContext(config=config, client=client, store=store, log=log, data_dir=data_dir)

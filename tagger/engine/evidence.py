@@ -49,12 +49,12 @@ from tagger.media.frames import SEEK_GAP_S
 from tagger.media.video import VideoInfo, open_container, probe
 
 if TYPE_CHECKING:
-    from tagger.cache import PassRecord
     from tagger.decide.faces import FaceTrack
     from tagger.decide.studio import StudioMatch
     from tagger.decide.tags import MarkerDecision, SceneTag
     from tagger.decide.text import TextSpan
-    from tagger.engine import EngineResult
+    from tagger.engine.cache import PassRecord
+    from tagger.engine.engine import EngineResult
 
 CONTENT_KIND, FACE_KIND, TEXT_KIND = "content", "face", "text"
 """Detection kinds the sheets draw."""

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tagger.journal import Action, JournalEntry
+from tagger.writeback.journal import Action, JournalEntry
 
 if TYPE_CHECKING:
     from tagger.decide.studio import StudioMatch

@@ -19,7 +19,7 @@ from typing import Any
 
 from tagger.errors import ConfigError, TaggerError
 
-MANIFEST = Path(__file__).resolve().parents[1] / "models" / "models.yaml"
+MANIFEST = Path(__file__).resolve().parents[2] / "models" / "models.yaml"
 """The manifest shipped with the plugin."""
 
 DOWNLOAD_TIMEOUT_S = 60

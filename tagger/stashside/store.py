@@ -1,7 +1,7 @@
 """The tagger's own state, in SQLite in its data folder: the queue of scenes to tag, which scenes
 were processed (and with which file), the runs, the journal of every change made to Stash
-(``tagger.journal``), the review queue (``tagger.review``), the performer face gallery and the
-unknown faces (``tagger.faces.gallery``).
+(``tagger.writeback.journal``), the review queue (``tagger.writeback.review``), the performer face
+gallery and the unknown faces (``tagger.faces.gallery``).
 
 SQLite's transactions make every write all-or-nothing, so a SIGKILL at any instant leaves the last
 committed state; WAL mode lets the hook add to the queue while a task reads it. Standard library

@@ -6,7 +6,7 @@
     undo                              take back what the tagger added (all, one scene, one run)
     review                            the review queue's API (list, accept, reject), for the UI
     gallery                           refresh the performer face gallery; cluster unknown faces
-    maintenance                       prune the analysis cache (tagger.maintenance), VACUUM it
+    maintenance                       prune the analysis cache (tagger.run.maintenance), VACUUM it
 
 Per scene the analysis runs without any lock (it takes minutes); planning and applying run under
 the write lock, on the scene as Stash has it at that moment, so a change the user made during
@@ -14,7 +14,7 @@ the analysis is seen, and a review accepted from the UI meanwhile cannot interle
 
 The two phases are apart: an analysis executor turns scenes into ``Analysis`` outcomes (a result,
 or the error that stopped it), and this process writes each one as it comes. ``LocalAnalysis``
-analyses here, one scene at a time, reporting progress per frame; ``tagger.distributed.
+analyses here, one scene at a time, reporting progress per frame; ``tagger.run.distributed.
 RayAnalysis`` (``ray_address``) runs one Ray task per video across a cluster and hands back results
 as they finish. Whatever runs the analysis, only this process plans, applies and journals.
 """
@@ -41,14 +41,14 @@ from tagger.errors import (
     StashError,
     StashUnreachableError,
 )
-from tagger.filelock import FileLock
-from tagger.journal import Action, Intent, Journal
-from tagger.protocol import StashLog
-from tagger.stash import StashClient, StashScene, media_source
-from tagger.store import Store
+from tagger.stashside.filelock import FileLock
+from tagger.stashside.protocol import StashLog
+from tagger.stashside.stash import StashClient, StashScene, media_source
+from tagger.stashside.store import Store
+from tagger.writeback.journal import Action, Intent, Journal
 
 MODES = ("untagged", "queue", "scene", "all", "gallery", "undo", "report", "review", "maintenance")
-"""Modes a task can run (the hook has its own fast path, ``tagger.hook``)."""
+"""Modes a task can run (the hook has its own fast path, ``tagger.stashside.hook``)."""
 
 SELECTIONS = ("untagged", "queue", "scene", "all")
 """Modes that choose scenes; ``report`` (and ``--dry-run``) runs any of them without writing."""
@@ -57,7 +57,7 @@ MAX_SCENES_IN_OUTPUT = 200
 """Per-scene entries in a writing run's output; the totals always cover every scene."""
 
 PARTIAL_STOPS = ("budget", "interrupted")
-"""Why a pass may end early and get further next time (``tagger.analysis.StopCause``); a truncated
+"""Why a pass may end early and get further next time (``tagger.engine.one_pass.StopCause``); a truncated
 file's readable part is all of it there is."""
 
 MAX_FAILURES = 3
@@ -109,11 +109,11 @@ def run_mode(context: RunContext, mode: str, args: dict[str, Any]) -> dict[str, 
     if mode == "undo":
         return undo(context, args)
     if mode == "review":
-        from tagger.review_api import review
+        from tagger.run.review_api import review
 
         return review(context, args)
     if mode == "maintenance":
-        from tagger.maintenance import maintenance
+        from tagger.run.maintenance import maintenance
 
         return maintenance(context, args)
     return gallery(context, args)
@@ -126,7 +126,7 @@ def tag_scenes(context: RunContext, selection: str, args: dict[str, Any], *, dry
     limit = _optional_int(args, "limit")
     context.client.use_api_key_if_set()  # an hour-long run must outlive the session cookie
     if selection == "queue" and not dry_run:
-        from tagger.hook import release_queue_task_claim
+        from tagger.stashside.hook import release_queue_task_claim
 
         # Before the queue is read: an import from now on asks for a task of its own.
         release_queue_task_claim(context.store)
@@ -173,7 +173,7 @@ class Analysis:
 def analysis_executor(context: RunContext, *, wanted: bool = True) -> AnalysisExecutor:
     """Ray when ``ray_address`` is set (and there is work), else this process."""
     if context.config.ray_address and wanted:
-        from tagger.distributed import RayAnalysis
+        from tagger.run.distributed import RayAnalysis
 
         return RayAnalysis(context)
     return LocalAnalysis(context)
@@ -260,10 +260,10 @@ def _tag_selected(context: RunContext, executor: AnalysisExecutor, selection: st
 def _tag_run(context: RunContext, executor: AnalysisExecutor, selection: str, scenes: Iterable[StashScene],
              total: int, run_id: str, *, dry_run: bool) -> dict[str, Any]:
     """Set up, then write each analysis as the executor hands it."""
-    from tagger.apply import Applier
     from tagger.decide.studio import StudioName
-    from tagger.engine import Engine
-    from tagger.review import ReviewQueue
+    from tagger.engine.engine import Engine
+    from tagger.writeback.apply import Applier
+    from tagger.writeback.review import ReviewQueue
 
     mode = "report" if dry_run else selection
     journal = Journal(context.store, run_id)
@@ -280,7 +280,7 @@ def _tag_run(context: RunContext, executor: AnalysisExecutor, selection: str, sc
     studios = [StudioName(id=i, name=n, aliases=a) for i, n, a in context.client.studios()]
     # Built here even when Ray analyses: the gallery, the findings and the crops need it.
     engine = Engine(context.config, context.data_dir, context.log.log, studios=studios)
-    from tagger.performers import PerformerRecognition, faces_analyzer
+    from tagger.faces.recognition import PerformerRecognition, faces_analyzer
 
     recognition = PerformerRecognition(context.store, context.client, faces_analyzer(engine), context.log.log)
     recognition.refresh()  # only performers whose image changed are fetched
@@ -318,7 +318,7 @@ def _tag_run(context: RunContext, executor: AnalysisExecutor, selection: str, sc
             results.append((analysis.index, entry))
         context.log.progress(finished / max(total, 1))  # finished videos, wherever they ran
     if not dry_run:  # a dry run changes nothing, the cache included
-        from tagger.maintenance import current_keys, prune_after_run
+        from tagger.run.maintenance import current_keys, prune_after_run
 
         prune_after_run(engine.cache, *current_keys(context.config, engine), context.log)
     context.log.progress(1.0)
@@ -456,7 +456,7 @@ def _write_analysed(
                 )
             }
         )
-    from tagger.performers import identities_to_dict
+    from tagger.faces.recognition import identities_to_dict
 
     identities, performers = recognition.identify(result)
     if dry_run:
@@ -516,8 +516,8 @@ def _write_analysed(
 
 def plan_for(context: RunContext, applier: Any, queue: Any, scene_id: str, findings: Any) -> Any:
     """The plan for a scene as Stash has it now, and the scene (None when the scene is gone)."""
-    from tagger.apply import scene_state
-    from tagger.plan import PlanOptions, plan_scene, tag_key
+    from tagger.writeback.apply import scene_state
+    from tagger.writeback.plan import PlanOptions, plan_scene, tag_key
 
     current = context.client.find_scene(scene_id)
     if current is None:
@@ -544,8 +544,8 @@ def plan_for(context: RunContext, applier: Any, queue: Any, scene_id: str, findi
 
 def findings_of(result: Any, engine: Any, performers: Any = ()) -> Any:
     """The planner's view of an engine result: decisions, which analyzers ran, why."""
-    from tagger.engine import analyzer_version
-    from tagger.plan import Findings, tag_key
+    from tagger.engine.engine import analyzer_version
+    from tagger.writeback.plan import Findings, tag_key
 
     decisions = result.decisions
     sources = {a.name for a in engine.analyzers}
@@ -587,7 +587,7 @@ def _record_failure(context: RunContext, applier: Any, scene: StashScene, detail
     _scene_failed(context, applier, scene, detail)
     if not context.config.status_tags:
         return
-    from tagger.plan import STATUS_SOURCE, ScenePlan, TagChange, tag_key
+    from tagger.writeback.plan import STATUS_SOURCE, ScenePlan, TagChange, tag_key
 
     name = f"{context.config.tag_parent}_Error"
     try:
@@ -623,7 +623,7 @@ def gallery(context: RunContext, args: dict[str, Any]) -> dict[str, Any]:
     from dataclasses import replace
 
     from tagger.analyzers import build_analyzers
-    from tagger.performers import PerformerRecognition
+    from tagger.faces.recognition import PerformerRecognition
 
     if "faces" not in context.config.analyzers:
         raise ConfigError(
@@ -656,7 +656,7 @@ def gallery(context: RunContext, args: dict[str, Any]) -> dict[str, Any]:
 
 def undo(context: RunContext, args: dict[str, Any]) -> dict[str, Any]:
     """Take back what the tagger added: everything, one ``scene_id``, or one ``run_id``."""
-    from tagger.apply import Applier
+    from tagger.writeback.apply import Applier
 
     scene_id = str(args.get("scene_id") or "") or None
     only_run = str(args.get("run_id") or "") or None

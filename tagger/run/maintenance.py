@@ -20,14 +20,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tagger.cache import AnalysisCache, Freed, oshash
 from tagger.config import Config
-from tagger.protocol import StashLog
-from tagger.stash import StashClient
+from tagger.engine.cache import AnalysisCache, Freed, oshash
+from tagger.stashside.protocol import StashLog
+from tagger.stashside.stash import StashClient
 
 if TYPE_CHECKING:
-    from tagger.engine import Engine
-    from tagger.tasks import RunContext
+    from tagger.engine.engine import Engine
+    from tagger.run.modes import RunContext
 
 CACHE_NAME = "cache.sqlite"
 
@@ -40,7 +40,7 @@ def current_keys(config: Config, engine: Engine | None = None) -> tuple[tuple[st
     module's note); ``engine``'s own analyzers, when given, name their versions as they really are.
     """
     from tagger.analyzers import analyzer_versions
-    from tagger.engine import analyze_options, analyzer_version, pass_params
+    from tagger.engine.engine import analyze_options, analyzer_version, pass_params
 
     versions = analyzer_versions()
     if engine is not None:

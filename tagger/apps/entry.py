@@ -12,9 +12,9 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from tagger.bootstrap import data_dir, ensure_runtime
 from tagger.errors import TaggerError
-from tagger.protocol import (
+from tagger.stashside.bootstrap import data_dir, ensure_runtime
+from tagger.stashside.protocol import (
     PLUGIN_INPUT_ENV,
     PROGRESS_BASE_ENV,
     PluginInput,
@@ -30,12 +30,12 @@ PLUGIN_ID = "ai_tagger"
 def main(argv: list[str], plugin_dir: Path) -> int:
     """Run as Stash's plugin when there are no arguments, else as the command line."""
     if argv:
-        from tagger.cli import main as cli_main
+        from tagger.apps.cli import main as cli_main
 
         return cli_main(argv, plugin_dir)
     carried = os.environ.pop(PLUGIN_INPUT_ENV, None)
     if carried is None and sys.stdin.isatty():
-        from tagger.cli import main as cli_main
+        from tagger.apps.cli import main as cli_main
 
         return cli_main(["--help"], plugin_dir)
     return plugin_main(carried if carried is not None else sys.stdin.read(), plugin_dir)
@@ -70,13 +70,13 @@ def plugin_main(stdin_text: str, plugin_dir: Path) -> int:
 def _run_plugin(plugin_input: PluginInput, stdin_text: str, plugin_dir: Path, log: StashLog,
                 restore_stdout: Any) -> Any:
     data = data_dir(plugin_dir)
-    from tagger.relay import forward, worker_target
+    from tagger.stashside.relay import forward, worker_target
 
     target = worker_target(plugin_input, plugin_dir, data)
     if target is not None:  # the analysis runs on the worker; this process only relays
         return forward(target, stdin_text, log)
     if plugin_input.mode == "hook":
-        from tagger.hook import handle_hook
+        from tagger.stashside.hook import handle_hook
 
         return handle_hook(plugin_input, data, log)
 
@@ -87,6 +87,6 @@ def _run_plugin(plugin_input: PluginInput, stdin_text: str, plugin_dir: Path, lo
 
     script = str(plugin_dir / "ai_tagger.py")
     ensure_runtime(plugin_dir, data, [script], log.log, log.progress, before_exec=before_exec)
-    from tagger.runner import run_plugin_task
+    from tagger.run.runner import run_plugin_task
 
     return run_plugin_task(plugin_input, plugin_dir, data, log)

@@ -1,6 +1,6 @@
 """The worker service (``ai_tagger.py serve``): the plugin's tasks run here, where the GPU is.
 
-Stash's side of the plugin (``tagger.relay``, standard library only) posts the task: the very JSON
+Stash's side of the plugin (``tagger.stashside.relay``, standard library only) posts the task: the very JSON
 Stash gave it on stdin. The worker queues it, runs at most ``worker_jobs`` at once, and runs each
 the way Stash runs a raw plugin: ``ai_tagger.py`` in a child process, the JSON on its stdin, Stash's
 log protocol read from its stderr, one JSON object read from its stdout. So a task gives the same
@@ -49,9 +49,9 @@ from pathlib import Path
 from typing import Any
 
 from tagger.errors import ConfigError
-from tagger.protocol import PLUGIN_INPUT_ENV, parse_plugin_input, read_log_line
 from tagger.redact import redact_data, register_secret
-from tagger.relay import ON_WORKER_ENV, PING_S  # one definition for both ends of the stream
+from tagger.stashside.protocol import PLUGIN_INPUT_ENV, parse_plugin_input, read_log_line
+from tagger.stashside.relay import ON_WORKER_ENV, PING_S  # one definition for both ends of the stream
 
 KILL_WAIT_S = 5.0
 """After SIGTERM, seconds a cancelled job's processes get before SIGKILL."""
@@ -321,10 +321,10 @@ class JobQueue:
         a scan fires it once per new file, so a process per hook would be most of its cost."""
         import io
 
-        from tagger.bootstrap import data_dir
         from tagger.errors import TaggerError
-        from tagger.hook import handle_hook
-        from tagger.protocol import StashLog, parse_plugin_input
+        from tagger.stashside.bootstrap import data_dir
+        from tagger.stashside.hook import handle_hook
+        from tagger.stashside.protocol import StashLog, parse_plugin_input
 
         lines = io.StringIO()
 

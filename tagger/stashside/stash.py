@@ -272,7 +272,7 @@ class StashClient:
             StashUnreachableError, StashAuthError, GraphQLError.
         """
         if OPERATIONS.get(operation.name) is not operation:
-            raise ValueError(f"operation {operation.name!r} is not registered in tagger.stash")
+            raise ValueError(f"operation {operation.name!r} is not registered in tagger.stashside.stash")
         body = json.dumps({"operationName": operation.name, "query": operation.document,
                            "variables": variables or {}}).encode("utf-8")
         status, payload = self._send(body, operation)

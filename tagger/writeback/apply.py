@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tagger.errors import GraphQLError, StashError, StashReplyLostError
-from tagger.journal import Action, Intent, Journal, JournalEntry
-from tagger.plan import (
+from tagger.stashside.stash import StashClient, StashScene
+from tagger.writeback.journal import Action, Intent, Journal, JournalEntry
+from tagger.writeback.plan import (
     MarkerState,
     Owned,
     ScenePlan,
@@ -32,7 +33,6 @@ from tagger.plan import (
     owned_on_scene,
     tag_key,
 )
-from tagger.stash import StashClient, StashScene
 
 TAG_DESCRIPTION = "Created by AI Tagger (stash-ai-tagger)."
 """The description of every tag the tagger creates: how it recognises its own tags."""

@@ -3,7 +3,7 @@
 Each suggestion is keyed per scene (``tag:<name>``, ``studio:<id>``, ``performer:<id>``), so a
 re-run refreshes a pending suggestion instead of adding a second one, and a rejected key is never
 offered again for that scene. Accepting applies the suggestion through the same journaled path as
-any change (``tagger.apply``), marked as confirmed by the user: undo leaves it in place.
+any change (``tagger.writeback.apply``), marked as confirmed by the user: undo leaves it in place.
 
 The UI reaches this through ``runPluginOperation`` (synchronous): ``mode: review`` with
 ``action`` ``list`` (``scene_id``, ``status``, ``page``, ``per_page``), ``accept`` or ``reject``
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from tagger.errors import ConfigError
-from tagger.plan import Suggestion
-from tagger.store import Store
+from tagger.stashside.store import Store
+from tagger.writeback.plan import Suggestion
 
 STATUSES = ("pending", "accepted", "rejected")
 

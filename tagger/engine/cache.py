@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tagger.detections import Detection
-from tagger.store import use_wal
+from tagger.stashside.store import use_wal
 
 if TYPE_CHECKING:
-    from tagger.analysis import StopCause
+    from tagger.engine.one_pass import StopCause
 
 OSHASH_CHUNK = 64 * 1024
 """Bytes hashed at each end of the file (the OpenSubtitles hash Stash calls oshash)."""
@@ -87,7 +87,7 @@ class PassRecord:
     """What one decode pass established, independent of the analyzers.
 
     ``duration`` is the video's, as probed; the pass saw it up to ``end``. A pass that ``stopped``
-    early (``tagger.analysis.StopCause``) is cached as such: see ``tagger.engine.pass_stands``.
+    early (``tagger.engine.one_pass.StopCause``) is cached as such: see ``tagger.engine.engine.pass_stands``.
     """
 
     duration: float

@@ -7,11 +7,11 @@ Each change is one row that moves through
 
 The intents of one step are written in one transaction before the mutation is sent, and
 confirmed in one transaction after the answer. A SIGKILL can therefore leave at most one step's
-intents unsettled, and ``tagger.apply.Applier.reconcile`` settles them by looking at Stash
+intents unsettled, and ``tagger.writeback.apply.Applier.reconcile`` settles them by looking at Stash
 before anything else is planned. What the tagger owns on a scene is a fold over its ``done``
-rows (``tagger.plan.owned_on_scene``): the journal is the only record of ownership.
+rows (``tagger.writeback.plan.owned_on_scene``): the journal is the only record of ownership.
 
-Standard library only; the rows live in the tagger's store (``tagger.store``).
+Standard library only; the rows live in the tagger's store (``tagger.stashside.store``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tagger.redact import redact
-from tagger.store import Store
+from tagger.stashside.store import Store
 
 
 class Action:

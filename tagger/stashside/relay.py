@@ -2,7 +2,7 @@
 
 Standard library only: this runs in Stash's own Python (the official image is Alpine, where the
 analysis stack does not install). When a worker URL is configured the plugin posts the JSON Stash
-gave it on stdin to the worker (``tagger.worker``), reads the job's event stream and writes each
+gave it on stdin to the worker (``tagger.apps.worker``), reads the job's event stream and writes each
 log line and progress value to Stash in the log protocol, and returns the job's output as its own.
 
 Where the worker URL and token come from, lowest first: ``worker_url`` / ``worker_token`` in the
@@ -38,14 +38,14 @@ from types import FrameType
 from typing import Any
 
 from tagger.errors import TaggerError
-from tagger.protocol import PluginInput, StashLog
+from tagger.stashside.protocol import PluginInput, StashLog
 
 ON_WORKER_ENV = "AI_TAGGER_ON_WORKER"
 """Set on the worker for its jobs: they run there and are never forwarded again."""
 
 PING_S = 5.0
 """The worker sends a keep-alive line this often on an idle stream; silence for 3x this is a dead
-stream (tagger.worker uses this constant too)."""
+stream (tagger.apps.worker uses this constant too)."""
 
 RECONNECT_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 """Waits before each attempt to re-read a dropped stream (about 15 s in all, inside the grace)."""
@@ -110,8 +110,8 @@ def _from_stash_settings(plugin_input: PluginInput, data_dir: Path) -> dict[str,
     if plugin_input.mode == "hook":
         # A scan fires the hook once per new file: the settings cache the hook itself uses.
         from tagger.errors import StashError
-        from tagger.hook import cached_settings, hook_client
-        from tagger.store import Store
+        from tagger.stashside.hook import cached_settings, hook_client
+        from tagger.stashside.store import Store
 
         with Store(data_dir / "tagger.sqlite") as store:
             try:
@@ -122,7 +122,7 @@ def _from_stash_settings(plugin_input: PluginInput, data_dir: Path) -> dict[str,
             except StashError:
                 settings = {}  # the hook runs here, keeps the scene queued and says Stash is away
     else:
-        from tagger.stash import StashClient
+        from tagger.stashside.stash import StashClient
 
         client = StashClient(url=plugin_input.server.url, session_cookie=plugin_input.server.session_cookie)
         settings = client.plugin_settings("ai_tagger")
@@ -271,7 +271,7 @@ def _error_text(error: urllib.error.HTTPError) -> str:
 
 
 def _describe(error: BaseException) -> str:
-    from tagger.stash import describe_os_error
+    from tagger.stashside.stash import describe_os_error
 
     reason = getattr(error, "reason", None) or error
     if isinstance(reason, (socket.timeout, TimeoutError)):

@@ -4,7 +4,7 @@
     python ai_tagger.py demo                          make a sample video and analyse it
     python ai_tagger.py run --stash-url URL --mode MODE [--scene-id ID] [--dry-run]
     python ai_tagger.py doctor [--stash-url URL]     check this machine and the connection
-    python ai_tagger.py serve [--host H --port P]     the worker service (tagger.worker)
+    python ai_tagger.py serve [--host H --port P]     the worker service (tagger.apps.worker)
     python ai_tagger.py package [--out DIR]          build the plugin zip and source index
 
 Commands only parse flags into a configuration; the work is in the modules they call. A
@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from tagger import __version__
-from tagger.bootstrap import data_dir, ensure_runtime
 from tagger.errors import ConfigError, TaggerError
-from tagger.protocol import StashLog, StdoutGuard, guard_stdout
+from tagger.stashside.bootstrap import data_dir, ensure_runtime
+from tagger.stashside.protocol import StashLog, StdoutGuard, guard_stdout
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,7 +122,7 @@ def main(argv: list[str], plugin_dir: Path) -> int:
     args = build_parser().parse_args(argv)
     log = _CliLog(verbose=getattr(args, "verbose", False))
     if args.command == "package":
-        from tagger.package import build_package
+        from tagger.apps.package import build_package
 
         print("\n".join(build_package(plugin_dir, Path(args.out))))
         return 0
@@ -132,7 +132,7 @@ def main(argv: list[str], plugin_dir: Path) -> int:
             if _venv_ready(plugin_dir):  # check the environment the plugin really runs in
                 ensure_runtime(plugin_dir, data_dir(plugin_dir), [str(plugin_dir / "ai_tagger.py"), *argv],
                                log.log, log.progress, install=False, before_exec=guard.restore)
-            from tagger.doctor import run_doctor
+            from tagger.apps.doctor import run_doctor
 
             lines, ok = run_doctor(plugin_dir, args, config_flags(args))
             guard.write_text("\n".join(lines) + "\n")
@@ -149,10 +149,10 @@ def main(argv: list[str], plugin_dir: Path) -> int:
 
 
 def _dispatch(args: argparse.Namespace, plugin_dir: Path, log: StashLog, guard: StdoutGuard) -> int:
-    from tagger.runner import load_config
+    from tagger.run.runner import load_config
 
     if args.command in ("analyze", "demo"):
-        from tagger.engine import Engine
+        from tagger.engine.engine import Engine
 
         config = load_config(plugin_dir, None, log, config_path=args.config, flags=config_flags(args))
         video = args.video if args.command == "analyze" else str(_demo_video(plugin_dir, log))
@@ -162,7 +162,7 @@ def _dispatch(args: argparse.Namespace, plugin_dir: Path, log: StashLog, guard: 
         analysed = engine.analyze(video, progress=log.progress)
         result = analysed.to_dict()
         if args.evidence:
-            from tagger.evidence import write_evidence
+            from tagger.engine.evidence import write_evidence
 
             sheets = write_evidence(analysed, Path(args.evidence), rules=engine.rules)
             result["evidence"] = [str(path) for path in sheets]
@@ -172,7 +172,7 @@ def _dispatch(args: argparse.Namespace, plugin_dir: Path, log: StashLog, guard: 
     if args.command == "run":
         return _run(args, plugin_dir, log, guard)
     if args.command == "serve":
-        from tagger.worker import serve
+        from tagger.apps.worker import serve
 
         guard.restore()  # the service's jobs print nothing here; uvicorn may log to the terminal
         config = load_config(plugin_dir, None, log, config_path=args.config, flags=config_flags(args))
@@ -182,9 +182,9 @@ def _dispatch(args: argparse.Namespace, plugin_dir: Path, log: StashLog, guard: 
 
 
 def _run(args: argparse.Namespace, plugin_dir: Path, log: StashLog, guard: StdoutGuard) -> int:
-    from tagger.runner import load_config, open_run
-    from tagger.stash import StashClient
-    from tagger.tasks import SELECTIONS
+    from tagger.run.modes import SELECTIONS
+    from tagger.run.runner import load_config, open_run
+    from tagger.stashside.stash import StashClient
 
     flags = config_flags(args)
     base = load_config(plugin_dir, None, log, config_path=args.config, flags=flags)
@@ -268,7 +268,7 @@ def _clock(seconds: float) -> str:
 
 
 def _venv_ready(plugin_dir: Path) -> bool:
-    from tagger.bootstrap import STAMP_NAME, venv_python
+    from tagger.stashside.bootstrap import STAMP_NAME, venv_python
 
     venv = data_dir(plugin_dir) / "venv"
     return venv_python(venv).exists() and (venv / STAMP_NAME).exists()

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tagger.errors import RuntimeSetupError
-from tagger.filelock import FileLock
+from tagger.stashside.filelock import FileLock
 
 RUNTIME_MODULES = ("numpy", "yaml", "av", "cv2", "onnxruntime", "scenedetect")
 """Modules the analysis engine imports; if any is missing, the runtime is (re)installed."""

@@ -6,7 +6,7 @@
     ray.wait: outcomes as they finish   <──────   EngineResult, or the scene's error, or
     (needs the stream: the same job again,        "cannot see this file, send the stream's
      now with the stream's headers)               headers"
-    plan, apply, journal, learn (tagger.tasks)
+    plan, apply, journal, learn (tagger.run.modes)
 
 - ``ray_address``: ``local`` starts a private cluster on this machine for the run (``ray.init``
   with address ``local``); anything else (``auto``, ``host:6379``, ``ray://host:10001``) joins an
@@ -56,8 +56,8 @@ from tagger.decide.studio import StudioName
 from tagger.errors import ClusterError, ConfigError, MediaError, StashError, TaggerError
 from tagger.media.video import is_url
 from tagger.redact import url_without_secrets
-from tagger.stash import StashScene, media_source
-from tagger.tasks import Analysis, RunContext, traceback_lines, unexpected_message
+from tagger.run.modes import Analysis, RunContext, traceback_lines, unexpected_message
+from tagger.stashside.stash import StashScene, media_source
 
 MAX_RETRIES = 3
 """Times a video is run again after its worker process or node died (Ray's ``max_retries``)."""
@@ -72,7 +72,7 @@ would retry for minutes, printing to stderr)."""
 LOCAL = "local"
 """The ``ray_address`` that starts a cluster on this machine for the run."""
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 """The plugin folder: the code a remote cluster runs (``ai_tagger.py``, ``tagger/``, ``models/``)."""
 
 SHIPPED_EXCLUDES = (".git", ".venv", "venv", "node_modules", "__pycache__", "*.pyc", "*.sqlite*", "*.zip",
@@ -175,7 +175,7 @@ def _engine_for(spec: EngineSpec) -> Any:
     key = spec.key
     if _engine is not None and _engine[0] == key:
         return _engine[1]
-    from tagger.engine import Engine
+    from tagger.engine.engine import Engine
 
     if _engine is not None:  # another configuration (a later run in a long-lived worker)
         _engine[1].close()

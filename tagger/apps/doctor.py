@@ -17,8 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tagger.bootstrap import RUNTIME_MODULES, data_dir
 from tagger.errors import TaggerError
+from tagger.stashside.bootstrap import RUNTIME_MODULES, data_dir
 
 OK, FIX, INFO = "OK ", "FIX", " - "
 
@@ -98,8 +98,8 @@ def _data(plugin_dir: Path) -> list[tuple[str, str]]:
 
 def _config(plugin_dir: Path, args: argparse.Namespace,
             flags: dict[str, Any]) -> tuple[Any, list[tuple[str, str]]]:
-    from tagger.protocol import StashLog
-    from tagger.runner import load_config
+    from tagger.run.runner import load_config
+    from tagger.stashside.protocol import StashLog
 
     try:
         config = load_config(plugin_dir, None, StashLog(sys.stderr, plain=True),
@@ -110,7 +110,7 @@ def _config(plugin_dir: Path, args: argparse.Namespace,
 
 
 def _stash(config: Any) -> list[tuple[str, str]]:
-    from tagger.stash import StashClient, media_source
+    from tagger.stashside.stash import StashClient, media_source
 
     if not config.stash_url:
         return [(INFO, "Stash: no URL given (--stash-url or stash_url in config.yaml); not checked")]
@@ -158,8 +158,8 @@ def _worker(config: Any) -> list[tuple[str, str]]:
     """With a worker configured: that it answers and takes the token."""
     if not config.worker_url:
         return []
-    from tagger.protocol import StashLog
-    from tagger.relay import Relay, WorkerError, WorkerTarget
+    from tagger.stashside.protocol import StashLog
+    from tagger.stashside.relay import Relay, WorkerError, WorkerTarget
 
     target = WorkerTarget(config.worker_url, config.worker_token, ca=config.worker_tls_ca)
     relay = Relay(target, StashLog(sys.stderr, plain=True))

@@ -24,8 +24,8 @@ import math
 from typing import Any
 
 from tagger.errors import ConfigError, MediaError
-from tagger.review import ReviewQueue
-from tagger.tasks import RunContext, write_lock
+from tagger.run.modes import RunContext, write_lock
+from tagger.writeback.review import ReviewQueue
 
 ACTIONS = ("list", "accept", "reject", "scene", "evidence")
 MAX_PER_PAGE = 200
@@ -75,8 +75,8 @@ def review(context: RunContext, args: dict[str, Any]) -> dict[str, Any]:
 
 def _review_applier(context: RunContext, run_id: str) -> Any:
     """The applier of one review action's run."""
-    from tagger.apply import Applier
-    from tagger.journal import Journal
+    from tagger.writeback.apply import Applier
+    from tagger.writeback.journal import Journal
 
     return Applier(context.client, Journal(context.store, run_id), context.config.tag_parent, context.log.log)
 
@@ -88,8 +88,8 @@ def _accept_cluster(
     import base64
 
     from tagger.analyzers import faces_version
-    from tagger.performers import PerformerRecognition
-    from tagger.plan import REVIEW_SOURCE, PerformerChange, ScenePlan
+    from tagger.faces.recognition import PerformerRecognition
+    from tagger.writeback.plan import REVIEW_SOURCE, PerformerChange, ScenePlan
 
     name = str(args.get("name") or "").strip()
     performer_id = str(args.get("performer_id") or "").strip()
@@ -138,8 +138,8 @@ def _accept_cluster(
 
 
 def _accept(context: RunContext, queue: ReviewQueue, suggestion: Any) -> dict[str, Any]:
-    from tagger.apply import scene_state
-    from tagger.plan import plan_from_suggestion
+    from tagger.writeback.apply import scene_state
+    from tagger.writeback.plan import plan_from_suggestion
 
     with context.store.recorded_run("review") as run_id:
         applier = _review_applier(context, run_id)
@@ -176,8 +176,8 @@ def _scene_id(args: dict[str, Any]) -> str:
 
 def scene_results(context: RunContext, scene_id: str) -> dict[str, Any]:
     """What the tagger added to a scene and still owns, with why, and what waits for review."""
-    from tagger.journal import Action, Journal
-    from tagger.plan import owned_on_scene
+    from tagger.writeback.journal import Action, Journal
+    from tagger.writeback.plan import owned_on_scene
 
     entries = Journal(context.store, "").done(scene_id=scene_id)
     owned = owned_on_scene(entries)
@@ -246,9 +246,9 @@ def evidence(context: RunContext, scene_id: str, times: Any) -> dict[str, Any]:
 
     import cv2
 
-    from tagger.evidence import decode_at, thumb_size
+    from tagger.engine.evidence import decode_at, thumb_size
     from tagger.media.video import probe
-    from tagger.stash import media_source
+    from tagger.stashside.stash import media_source
 
     wanted = _evidence_times(times)
     scene = context.client.find_scene(scene_id)

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from tagger.errors import ConfigError
-from tagger.protocol import PluginInput, StashLog
-from tagger.store import Store
+from tagger.stashside.protocol import PluginInput, StashLog
+from tagger.stashside.store import Store
 
 QUEUE_ON = ("Scene.Create.Post",)
 """Hook types that put a scene on the queue."""
@@ -125,7 +125,7 @@ def cached_settings(store: Store, client: Any, now: float) -> dict[str, Any]:
 
 def hook_client(plugin_input: PluginInput) -> Any:
     """A client that gives up fast: a hook runs inside Stash's scan."""
-    from tagger.stash import StashClient
+    from tagger.stashside.stash import StashClient
 
     return StashClient(url=plugin_input.server.url, session_cookie=plugin_input.server.session_cookie,
                        attempts=2, backoff=0.1, timeout=5.0)

@@ -16,8 +16,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tagger.analysis import AnalysisResult, AnalyzeOptions, analyze_file
-from tagger.cache import AnalysisCache, PassRecord, oshash
 from tagger.config import Config
 from tagger.decide.faces import FaceTrack, track_faces
 from tagger.decide.rules import TagRule, rules_from_config
@@ -25,6 +23,8 @@ from tagger.decide.studio import StudioMatch, StudioName, match_studio
 from tagger.decide.tags import MarkerDecision, SceneTag, decide_tags
 from tagger.decide.text import TextSpan, merge_text
 from tagger.detections import Analyzer, Detection
+from tagger.engine.cache import AnalysisCache, PassRecord, oshash
+from tagger.engine.one_pass import AnalysisResult, AnalyzeOptions, analyze_file
 from tagger.media.video import is_url
 
 ENGINE_VERSION = "1"

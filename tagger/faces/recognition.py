@@ -26,9 +26,9 @@ from tagger.faces.match import (
     identify_tracks,
     scene_performers,
 )
-from tagger.plan import PerformerMatch
-from tagger.stash import StashClient
-from tagger.store import Store
+from tagger.stashside.stash import StashClient
+from tagger.stashside.store import Store
+from tagger.writeback.plan import PerformerMatch
 
 MIN_UNKNOWN_APPEARANCES = 2
 """A track needs this many faces to be kept as an unknown person (one face is too often noise)."""
@@ -188,8 +188,8 @@ class PerformerRecognition:
         headers: dict[str, str] | None,
     ) -> None:
         """JPEG crops of faces (key, (time, box in analysis-frame pixels)); a failure is a warning."""
+        from tagger.engine.evidence import decode_at
         from tagger.errors import MediaError
-        from tagger.evidence import decode_at
         from tagger.media.video import probe
 
         size = result.record.frame_size
@@ -222,8 +222,8 @@ class PerformerRecognition:
         if self.gallery is None:
             return 0
         from tagger.faces.cluster import FaceSample, cluster_faces
-        from tagger.plan import Suggestion
-        from tagger.review import LIBRARY, ReviewQueue
+        from tagger.writeback.plan import Suggestion
+        from tagger.writeback.review import LIBRARY, ReviewQueue
 
         rows = self.store.db.execute(
             "SELECT key, scene_id, quality, embedding, cluster_id, appearances, best_time FROM unknown_faces "

@@ -1,0 +1,1 @@
+"""The ways in: the plugin entry, the command line, the worker service, doctor, packaging."""

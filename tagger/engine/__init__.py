@@ -1,0 +1,1 @@
+"""The engine: one decode pass, the analysis cache, decisions, evidence."""

@@ -1,0 +1,1 @@
+"""A run: its context, analysis executors (here, Ray), the modes."""

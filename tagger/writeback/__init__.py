@@ -1,0 +1,1 @@
+"""Write-back: plan (pure), journal, apply, review queue, and one scene's write phase."""
