@@ -1,8 +1,8 @@
 """What analyzers report about frames, and the one interface every analyzer implements.
 
 An analyzer (faces, content, OCR, ...) is shaped like a PySceneDetect detector: one required
-method, ``analyze(batch) -> detections``, taking a batch of sample frames (``tagger.media.frames
-.Frame``: time, image BGR uint8, ...) and returning what it found in them. Decisions (segments,
+method, ``analyze(batch) -> detections``, taking a batch of sample frames (``Frame``, made by
+``tagger.media.frames``: time, image BGR uint8, ...) and returning what it found in them. Decisions (segments,
 tags, identities) are made later from the detections, never inside an analyzer.
 """
 
@@ -10,12 +10,37 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from tagger.media.frames import Frame
+SampleReason = Literal["interval", "keyframe", "shot"]
+"""Why a frame is a sample: its interval came, it is a keyframe, or a shot starts there."""
+
+
+@dataclass(frozen=True, eq=False)
+class Frame:
+    """A decoded frame handed to the models.
+
+    Attributes:
+        time: presentation time in seconds from the start of the video (pts x time_base).
+        index: ordinal of this frame among the frames decoded in this pass (the frame number
+            when every frame is decoded from the start).
+        image: BGR uint8, rotation applied, long side <= the requested ``max_side``.
+        reason: why it is a sample: ``interval``, ``keyframe`` or ``shot`` (observer asked).
+        keyframe: whether the frame is a keyframe of the stream.
+    """
+
+    time: float
+    index: int
+    image: np.ndarray
+    reason: SampleReason
+    keyframe: bool
+
+    @property
+    def is_sample(self) -> bool:
+        """Every yielded frame is a sample; kept for readers that filter on it."""
+        return True
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,3 +80,13 @@ class Analyzer(Protocol):
     def analyze(self, batch: Sequence[Frame]) -> list[Detection]:
         """Detections found in ``batch`` (any number, in any order)."""
         ...
+
+
+@dataclass(frozen=True)
+class PerformerMatch:
+    """A performer recognised in a scene (from the performer gallery), as the planner takes it."""
+
+    performer_id: str
+    name: str
+    score: float
+    auto: bool  # at or above the auto-apply bar with enough evidence; else a suggestion

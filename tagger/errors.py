@@ -16,9 +16,18 @@ traceback in the log.
     ├── MediaError           a video cannot be read (missing, corrupt, no video stream, too slow)
     ├── ClusterError         the Ray cluster (ray_address) cannot be reached or failed the run
     └── LockedError          another run of the tagger holds the lock
+
+``report_unexpected`` is the other half: an error nothing foresaw, in one scene, becomes that
+scene's error (its file, the error's type and message) with the traceback in the log.
 """
 
 from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+
+TRACEBACK_LINE = 160
+"""Characters per traceback line in the log: long source lines would bury the message."""
 
 
 class TaggerError(Exception):
@@ -78,3 +87,22 @@ class ClusterError(TaggerError):
 
 class LockedError(TaggerError):
     """Another run of the tagger is in progress."""
+
+
+def traceback_lines(error: BaseException) -> list[str]:
+    """``error``'s traceback as log lines of at most ``TRACEBACK_LINE`` characters."""
+    lines = "".join(traceback.format_exception(error)).splitlines()
+    return [line if len(line) <= TRACEBACK_LINE else line[: TRACEBACK_LINE - 1] + "…" for line in lines]
+
+
+def unexpected_message(file: str, error: BaseException) -> str:
+    """What a scene's entry says of an error nothing foresaw."""
+    return f"{file}: unexpected {type(error).__name__}: {error}; the traceback is in the log"
+
+
+def report_unexpected(log: Callable[[str, str], None], what: str, file: str, error: BaseException) -> str:
+    """Log the traceback of an unforeseen error in ``what`` (e.g. "scene 12"); return its message."""
+    log("error", f"{what}: traceback of the unexpected error:")
+    for line in traceback_lines(error):
+        log("error", line)
+    return unexpected_message(file, error)

@@ -89,3 +89,13 @@ def test_example_config_documents_every_key_with_its_default() -> None:
 def test_manifest_settings_are_exactly_the_options_stash_may_set() -> None:
     manifest = yaml.safe_load((ROOT / "ai_tagger.yml").read_text())
     assert set(manifest["settings"]) == {option.setting for option in OPTIONS if option.setting}
+
+
+def test_a_tag_rule_for_a_label_no_analyzer_has_is_refused_naming_it() -> None:
+    from tagger.engine.engine import rules_for
+
+    config = build_config({"tags": {"NOT_A_LABEL": {"enabled": False}}})
+    with pytest.raises(ConfigError, match="tags: tag rules: unknown label 'NOT_A_LABEL'"):
+        rules_for(config)
+    with pytest.raises(ConfigError, match="tags: must map detector labels to settings"):
+        build_config({"tags": {"FEET_EXPOSED": "off"}})

@@ -358,7 +358,8 @@ def test_without_ray_installed_the_error_says_what_to_install(tmp_path: Path,
 
     from tagger.config import build_config
     from tagger.errors import ConfigError
-    from tagger.run.modes import RunContext, analysis_executor
+    from tagger.run.context import RunContext
+    from tagger.run.executor import analysis_executor
     from tagger.stashside.protocol import StashLog
 
     monkeypatch.setitem(sys.modules, "ray", None)  # what Python does when a package is absent
@@ -396,7 +397,8 @@ def test_a_backlog_is_submitted_a_window_at_a_time(tmp_path: Path, library: dict
     selection as videos finish (a 100,000-scene backlog is never submitted at once)."""
     from tagger.config import build_config
     from tagger.engine.engine import Engine
-    from tagger.run.modes import RunContext, analysis_executor
+    from tagger.run.context import RunContext
+    from tagger.run.executor import analysis_executor
     from tagger.stashside.protocol import StashLog
     from tagger.stashside.stash import StashClient, StashFile, StashScene
 
@@ -460,8 +462,9 @@ def credential_run(tmp_path_factory: pytest.TempPathFactory, library: dict[str, 
 
     from tagger.config import build_config
     from tagger.engine.engine import Engine
+    from tagger.run.context import RunContext
     from tagger.run.distributed import RayAnalysis
-    from tagger.run.modes import RunContext, analysis_executor
+    from tagger.run.executor import analysis_executor
     from tagger.stashside.protocol import StashLog
     from tagger.stashside.stash import StashClient
 

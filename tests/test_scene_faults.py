@@ -20,7 +20,7 @@ import pytest
 from tagger.config import read_config_file
 from tagger.errors import ConfigError
 from tagger.media.sample import make_sample_video
-from tagger.run.modes import MAX_FAILURES
+from tagger.run.write_scene import MAX_FAILURES
 from tests.stash_server import PluginRun, StashTestServer, load_manifest, run_plugin, task_args
 
 ROOT = Path(__file__).resolve().parents[1]

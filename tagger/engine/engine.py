@@ -25,6 +25,7 @@ from tagger.decide.text import TextSpan, merge_text
 from tagger.detections import Analyzer, Detection
 from tagger.engine.cache import AnalysisCache, PassRecord, oshash
 from tagger.engine.one_pass import AnalysisResult, AnalyzeOptions, analyze_file
+from tagger.errors import ConfigError
 from tagger.media.video import is_url
 
 ENGINE_VERSION = "1"
@@ -293,13 +294,19 @@ def rules_for(config: Config) -> dict[str, TagRule]:
     ``confidence`` moves every default threshold by the same amount (0.5 is the shipped level),
     so lowering it finds more everywhere while keeping the rules' relative strictness; a
     threshold set for a label in ``tags`` is taken as it is.
+
+    Raises:
+        ConfigError: ``tags`` names a label no analyzer has, or a field a rule does not know.
     """
     from dataclasses import replace
 
     shift = config.confidence - 0.5
     shifted = {label: replace(rule, threshold=min(0.99, max(0.01, rule.threshold + shift)))
                for label, rule in rules_from_config(None).items()}
-    return rules_from_config(config.tag_overrides(), base=shifted)
+    try:
+        return rules_from_config(config.tag_overrides(), base=shifted)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"tags: {error}") from None
 
 
 def review_rules_for(rules: dict[str, TagRule], margin: float) -> dict[str, TagRule] | None:

@@ -15,6 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from tagger.detections import PerformerMatch
 from tagger.faces.gallery import SCENE_FACES, Gallery, GalleryReport
 from tagger.faces.match import (
     AUTO_SIMILARITY,
@@ -28,7 +29,6 @@ from tagger.faces.match import (
 )
 from tagger.stashside.stash import StashClient
 from tagger.stashside.store import Store
-from tagger.writeback.plan import PerformerMatch
 
 MIN_UNKNOWN_APPEARANCES = 2
 """A track needs this many faces to be kept as an unknown person (one face is too often noise)."""

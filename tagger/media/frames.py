@@ -30,11 +30,11 @@ import av.error
 import cv2
 import numpy as np
 
+from tagger.detections import Frame, SampleReason
 from tagger.errors import MediaError
 from tagger.media.video import VideoInfo, open_container, probe
 
 SamplingMode = Literal["interval", "keyframes"]
-SampleReason = Literal["interval", "keyframe", "shot"]
 Observer = Callable[[float, np.ndarray], bool]
 
 SEEK_GAP_S = 10.0
@@ -65,31 +65,6 @@ class SamplingPlan:
             raise ValueError(f"mode must be 'interval' or 'keyframes', got {self.mode!r}")
         if not self.interval_s > 0:
             raise ValueError(f"interval_s must be > 0 seconds, got {self.interval_s}")
-
-
-@dataclass(frozen=True, eq=False)
-class Frame:
-    """A decoded frame handed to the models.
-
-    Attributes:
-        time: presentation time in seconds from the start of the video (pts x time_base).
-        index: ordinal of this frame among the frames decoded in this pass (the frame number
-            when every frame is decoded from the start).
-        image: BGR uint8, rotation applied, long side <= the requested ``max_side``.
-        reason: why it is a sample: ``interval``, ``keyframe`` or ``shot`` (observer asked).
-        keyframe: whether the frame is a keyframe of the stream.
-    """
-
-    time: float
-    index: int
-    image: np.ndarray
-    reason: SampleReason
-    keyframe: bool
-
-    @property
-    def is_sample(self) -> bool:
-        """Every yielded frame is a sample; kept for readers that filter on it."""
-        return True
 
 
 @dataclass(frozen=True)

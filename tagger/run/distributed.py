@@ -6,7 +6,7 @@
     ray.wait: outcomes as they finish   <──────   EngineResult, or the scene's error, or
     (needs the stream: the same job again,        "cannot see this file, send the stream's
      now with the stream's headers)               headers"
-    plan, apply, journal, learn (tagger.run.modes)
+    plan, apply, journal, learn (tagger.run.write_scene)
 
 - ``ray_address``: ``local`` starts a private cluster on this machine for the run (``ray.init``
   with address ``local``); anything else (``auto``, ``host:6379``, ``ray://host:10001``) joins an
@@ -53,10 +53,18 @@ from typing import Any
 
 from tagger.config import SECRET_OPTIONS, Config
 from tagger.decide.studio import StudioName
-from tagger.errors import ClusterError, ConfigError, MediaError, StashError, TaggerError
+from tagger.errors import (
+    ClusterError,
+    ConfigError,
+    MediaError,
+    StashError,
+    TaggerError,
+    traceback_lines,
+    unexpected_message,
+)
 from tagger.media.video import is_url
 from tagger.redact import url_without_secrets
-from tagger.run.modes import Analysis, RunContext, traceback_lines, unexpected_message
+from tagger.run.context import Analysis, RunContext
 from tagger.stashside.stash import StashScene, media_source
 
 MAX_RETRIES = 3

@@ -27,7 +27,7 @@ from tagger.stashside.stash import StashClient
 
 if TYPE_CHECKING:
     from tagger.engine.engine import Engine
-    from tagger.run.modes import RunContext
+    from tagger.run.context import RunContext
 
 CACHE_NAME = "cache.sqlite"
 

@@ -24,8 +24,9 @@ import math
 from typing import Any
 
 from tagger.errors import ConfigError, MediaError
-from tagger.run.modes import RunContext, write_lock
+from tagger.run.context import RunContext
 from tagger.writeback.review import ReviewQueue
+from tagger.writeback.session import write_lock, writing_run
 
 ACTIONS = ("list", "accept", "reject", "scene", "evidence")
 MAX_PER_PAGE = 200
@@ -73,12 +74,10 @@ def review(context: RunContext, args: dict[str, Any]) -> dict[str, Any]:
     return _accept(context, queue, suggestion)
 
 
-def _review_applier(context: RunContext, run_id: str) -> Any:
-    """The applier of one review action's run."""
-    from tagger.writeback.apply import Applier
-    from tagger.writeback.journal import Journal
-
-    return Applier(context.client, Journal(context.store, run_id), context.config.tag_parent, context.log.log)
+def _review_run(context: RunContext) -> Any:
+    """One review action's writing run: (run id, applier), settled after any killed run."""
+    return writing_run(context.store, context.client, context.config.tag_parent, context.log.log,
+                       context.data_dir, "review")
 
 
 def _accept_cluster(
@@ -100,32 +99,29 @@ def _accept_cluster(
     )
     cluster_id = int(suggestion.payload["cluster_id"])
     members = recognition.cluster_members(cluster_id)
-    with context.store.recorded_run("review") as run_id:
-        applier = _review_applier(context, run_id)
-        with write_lock(context):
-            applier.reconcile()
-            if name:
-                crop = recognition.best_crop(members)
-                image = ("data:image/jpeg;base64," + base64.b64encode(crop.read_bytes()).decode()
-                         if crop else None)
-                performer_id = applier.create_performer(name, image)
-                context.log.info(f"performer {name!r} created ({performer_id}) "
-                                 f"from unknown person #{cluster_id}")
-            added = []
-            for scene_id in dict.fromkeys(scene for _, scene, _ in members):
-                scene = context.client.find_scene(scene_id)
-                if scene is None or performer_id in scene.performer_ids:
-                    continue
-                change = PerformerChange(
-                    performer_id, name or performer_id, REVIEW_SOURCE, {"cluster": cluster_id}
-                )
-                applier.apply(
-                    ScenePlan(scene.id, add_performers=(change,)),
-                    reason={"confirmed": True, "suggestion": suggestion.id},
-                )
-                added.append(scene_id)
-            recognition.adopt_cluster(cluster_id, performer_id, name or performer_id, members)
-            queue.decide(suggestion.id, "accepted")
+    with _review_run(context) as (run_id, applier), write_lock(context.data_dir):
+        if name:
+            crop = recognition.best_crop(members)
+            image = ("data:image/jpeg;base64," + base64.b64encode(crop.read_bytes()).decode()
+                     if crop else None)
+            performer_id = applier.create_performer(name, image)
+            context.log.info(f"performer {name!r} created ({performer_id}) "
+                             f"from unknown person #{cluster_id}")
+        added = []
+        for scene_id in dict.fromkeys(scene for _, scene, _ in members):
+            scene = context.client.find_scene(scene_id)
+            if scene is None or performer_id in scene.performer_ids:
+                continue
+            change = PerformerChange(
+                performer_id, name or performer_id, REVIEW_SOURCE, {"cluster": cluster_id}
+            )
+            applier.apply(
+                ScenePlan(scene.id, add_performers=(change,)),
+                reason={"confirmed": True, "suggestion": suggestion.id},
+            )
+            added.append(scene_id)
+        recognition.adopt_cluster(cluster_id, performer_id, name or performer_id, members)
+        queue.decide(suggestion.id, "accepted")
     return {
         "mode": "review",
         "action": "accept",
@@ -141,21 +137,18 @@ def _accept(context: RunContext, queue: ReviewQueue, suggestion: Any) -> dict[st
     from tagger.writeback.apply import scene_state
     from tagger.writeback.plan import plan_from_suggestion
 
-    with context.store.recorded_run("review") as run_id:
-        applier = _review_applier(context, run_id)
-        with write_lock(context):
-            applier.reconcile()
-            scene = context.client.find_scene(suggestion.scene_id)
-            if scene is None:
-                queue.decide(suggestion.id, "rejected")
-                raise ConfigError(
-                    f"scene {suggestion.scene_id} no longer exists in Stash; suggestion dropped")
-            names = [suggestion.payload["name"]] if suggestion.kind == "tag" else []
-            plan = plan_from_suggestion(
-                scene_state(scene), suggestion.kind, suggestion.payload, applier.resolve_tags(names)
-            )
-            applied = applier.apply(plan, reason={"confirmed": True, "suggestion": suggestion.id})
-            queue.decide(suggestion.id, "accepted")
+    with _review_run(context) as (run_id, applier), write_lock(context.data_dir):
+        scene = context.client.find_scene(suggestion.scene_id)
+        if scene is None:
+            queue.decide(suggestion.id, "rejected")
+            raise ConfigError(
+                f"scene {suggestion.scene_id} no longer exists in Stash; suggestion dropped")
+        names = [suggestion.payload["name"]] if suggestion.kind == "tag" else []
+        plan = plan_from_suggestion(
+            scene_state(scene), suggestion.kind, suggestion.payload, applier.resolve_tags(names)
+        )
+        applied = applier.apply(plan, reason={"confirmed": True, "suggestion": suggestion.id})
+        queue.decide(suggestion.id, "accepted")
     context.log.info(f"scene {suggestion.scene_id}: suggestion {suggestion.title!r} accepted")
     return {
         "mode": "review",

@@ -18,7 +18,8 @@ from tagger.config import (
     read_config_file,
     settings_to_raw,
 )
-from tagger.run.modes import RunContext, run_mode
+from tagger.run.context import RunContext
+from tagger.run.modes import run_mode
 from tagger.stashside.filelock import FileLock
 from tagger.stashside.protocol import PluginInput, StashLog
 from tagger.stashside.stash import StashClient
@@ -48,7 +49,7 @@ def open_run(config: Config, client: StashClient, data_dir: Path, log: StashLog,
     if config.api_key:
         client.api_key = config.api_key
     # One run at a time: two would analyse the same scenes. The review API answers the UI while a
-    # run goes on; its changes are serialised with the run's by the write lock (tagger.run.modes).
+    # run goes on; its changes are serialised with the run's by the write lock (tagger.writeback.session).
     lock = FileLock(data_dir / "run.lock") if mode != "review" else nullcontext()
     with lock, Store(data_dir / "tagger.sqlite") as store:
         context = RunContext(config=config, client=client, store=store, log=log, data_dir=data_dir)

@@ -222,6 +222,12 @@ class Applier:
         self.log("debug", f"created tag {name!r} ({tag_id})")
         return tag_id
 
+    def remove_queue_tag(self, scene_id: str, tag_id: str, name: str) -> None:
+        """Take the queue tag off a scene that is done (it means "tag me", not a finding); journaled
+        like every change, and never undone."""
+        self._step([Intent(Action.REMOVE_QUEUE_TAG, scene_id, tag_id, {"name": name})],
+                   lambda: self.client.change_scene_tags(scene_id, [tag_id], "REMOVE"))
+
     # ---- performers ------------------------------------------------------------------------
 
     def create_performer(self, name: str, image: str | None = None) -> str:

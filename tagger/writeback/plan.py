@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from tagger.detections import PerformerMatch
 from tagger.writeback.journal import Action, JournalEntry
 
 if TYPE_CHECKING:
@@ -252,16 +253,6 @@ def _end_ownership(owned: Owned, key: str) -> None:
 
 
 # ---- what the engine found -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PerformerMatch:
-    """A performer recognised in the scene (from the performer gallery)."""
-
-    performer_id: str
-    name: str
-    score: float
-    auto: bool  # at or above the auto-apply bar with enough evidence; else a suggestion
 
 
 @dataclass(frozen=True)
