@@ -131,7 +131,8 @@ def test_package_builds_a_zip_stash_can_install_and_its_index_entry(tmp_path: Pa
     archive = tmp_path / "ai_tagger.zip"
     names = zipfile.ZipFile(archive).namelist()
     assert "ai_tagger.yml" in names and "ai_tagger.py" in names and "tagger/apps/entry.py" in names
-    assert "models/models.yaml" in names and "ui/ai_tagger.js" in names
+    manifest = yaml.safe_load((ROOT / "ai_tagger.yml").read_text())
+    assert "models/models.yaml" in names and set(manifest["ui"]["javascript"]) <= set(names)
     assert "requirements.txt" in names and "requirements-ray.txt" in names  # serve, and Ray if wanted
     assert [n for n in names if n.endswith(".yml")] == ["ai_tagger.yml"]
     assert not [n for n in names if n.startswith(("tests/", ".venv/", "data/")) or "__pycache__" in n]

@@ -1,9 +1,12 @@
-"""The scene page's UI (``ui/ai_tagger.js``) in a real headless Chromium, backed by real plugin runs.
+"""The plugin's UI (``ui/*.js``, as ai_tagger.yml lists them) in a real headless Chromium, backed by
+real plugin runs.
 
 The browser loads a stand-in for Stash's scene page (``tests/ui/scene.html``: React 17,
 react-bootstrap 1.6 and Bootstrap 4 as Stash ships them, a ``window.PluginApi`` with Stash's patch
-semantics, the patchable ``ScenePage.Tabs`` / ``ScenePage.TabContent`` containers, a toolbar and a
-``<video>``), then the plugin's javascript and css as Stash serves them. A small front server puts
+semantics and its ``stash:location`` event, a router that moves between pages without loading one,
+the patchable ``ScenePage.Tabs`` / ``ScenePage.TabContent`` containers, a toolbar and a
+``<video>``), then the plugin's javascript and css as Stash serves them: the manifest's files of each
+kind, in its order, joined into one response. A small front server puts
 it all on one origin under the base path ``/stash/`` and forwards ``/stash/graphql`` and the scene
 streams to the test Stash server, which requires a session cookie (the page sets one, as a login
 does). ``runPluginOperation`` runs the real plugin; ``runPluginTask`` records a job the test then
@@ -144,6 +147,12 @@ def library(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path,
 # ---- one origin: the page, the plugin's UI files and Stash behind /stash/ -------------------------
 
 
+def stash_serves(names: list[str]) -> bytes:
+    """Stash's /plugin/<id>/javascript and /css (internal/api serveFiles): each file the manifest
+    lists, in its order, followed by a newline, as one response."""
+    return b"".join((ROOT / name).read_bytes() + b"\n" for name in names)
+
+
 class FrontServer:
     """Serves the test page under ``/stash/`` and forwards GraphQL and streams to the test Stash."""
 
@@ -162,12 +171,16 @@ class FrontServer:
     def list_url(self, query: str = "") -> str:
         return f"{self.url}{BASE}scenes" + (f"?{query}" if query else "")
 
+    def other_url(self, query: str = "") -> str:
+        """A page of Stash the plugin adds nothing to (the stand-in router's placeholder)."""
+        return f"{self.url}{BASE}performers" + (f"?{query}" if query else "")
+
     def scene_url(self, scene_id: int, query: str = "") -> str:
         return f"{self.url}{BASE}scenes/{scene_id}" + (f"?{query}" if query else "")
 
     def plugin_file(self, kind: str) -> bytes:
-        """The plugin's ui files of one kind, joined, as Stash serves /plugin/<id>/javascript|css."""
-        return b"\n".join((ROOT / name).read_bytes() for name in MANIFEST["ui"][kind])
+        """The plugin's ui files of one kind, as Stash serves /plugin/<id>/javascript|css."""
+        return stash_serves(MANIFEST["ui"][kind])
 
 
 class _FrontHandler(BaseHTTPRequestHandler):
@@ -180,7 +193,7 @@ class _FrontHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.front.requests.append(("GET", self.path))
         path = self.path.split("?")[0]
-        if re.fullmatch(rf"{BASE}scenes(/\d+)?", path):
+        if re.fullmatch(rf"{BASE}(scenes(/\d+)?|performers)", path):
             # A logged-in user's page: the session cookie the UI must send with its requests.
             cookie = f"session={SESSION}; Path={BASE}; HttpOnly; SameSite=Lax"
             html = "scenes.html" if path.endswith("/scenes") else "scene.html"
@@ -314,10 +327,18 @@ class Page:
         self.browser.call("open", url=self.site.list_url(query))
         self.wait(".scene-card")
 
+    def open_other(self, query: str = "") -> None:
+        self.browser.call("open", url=self.site.other_url(query))
+        self.wait(".other-page")
+
     def open_tab(self, scene_id: int) -> None:
         self.open(scene_id)
         self.click(".ai-tagger-nav .nav-link")
         self.wait(".ai-tagger-pane .ai-tagger-panel .ai-tagger-section")
+
+    def navigate(self, path: str) -> None:
+        """Move as Stash's links do (its router: the address changes, no page loads)."""
+        self.eval(f"window.TestStash.navigate({json.dumps(path)})")
 
     def click(self, selector: str) -> None:
         self.browser.call("click", selector=selector)
@@ -449,6 +470,42 @@ def test_when_the_job_ends_the_open_tab_shows_the_new_results(page: Page, librar
     library.server.state.set_job(job["id"], status="FINISHED", progress=1.0)
     page.wait(".ai-tagger-suggestion", "detached")
     assert page.count(".ai-tagger-tag") == 1
+
+
+# ---- moving between pages (Stash's router, no page load) -----------------------------------------
+
+
+def test_moving_to_another_scene_shows_that_scenes_button_and_tab(page: Page, library: Library) -> None:
+    first, second = library.scenes["view"], library.scenes["refresh"]
+    page.open_tab(first)
+    page.wait(".ai-tagger-studio")  # "view" has the studio the tagger set; "refresh" has the user's
+    page.navigate(f"/scenes/{second}")
+    page.wait_text(".scene-header", "refresh")
+    page.wait(f".scene-toolbar-group .ai-tagger-button[data-scene-id='{second}']")
+    page.wait(f".ai-tagger-pane .ai-tagger-panel[data-scene-id='{second}'] .ai-tagger-section")
+    assert page.count(".ai-tagger-button") == 1 and page.count(".ai-tagger-panel") == 1
+    assert page.count(".ai-tagger-studio") == 0
+    before = last_job_id(library.server)
+    page.click(".ai-tagger-button")
+    job = new_job(library.server, before)
+    assert job["args_map"] == {"mode": "scene", "scene_id": str(second)}
+
+
+@pytest.mark.parametrize("query", ["", "noevents=1"], ids=["stash-location-event", "stash-without-events"])
+def test_a_scene_reached_from_another_page_gets_its_button_and_tab(page: Page, library: Library,
+                                                                   query: str) -> None:
+    """On a page it adds nothing to, the plugin watches nothing: Stash's stash:location event (or,
+    in a Stash without PluginApi.Event, a look at the address) tells it a scene page came."""
+    scene = library.scenes["accept"]
+    page.open_other(query)
+    page.navigate(f"/scenes/{scene}")
+    page.wait(f".scene-toolbar-group .ai-tagger-button[data-scene-id='{scene}']")
+    page.click(".ai-tagger-nav .nav-link")
+    page.wait(f".ai-tagger-pane .ai-tagger-panel[data-scene-id='{scene}'] .ai-tagger-section")
+    page.navigate("/performers")
+    page.wait(".ai-tagger-button", "detached")
+    page.navigate(f"/scenes/{library.scenes['view']}")
+    page.wait(f".scene-toolbar-group .ai-tagger-button[data-scene-id='{library.scenes['view']}']")
 
 
 # ---- the AI tab ----------------------------------------------------------------------------------
@@ -656,3 +713,26 @@ def test_with_the_patchable_operations_there_is_no_extra_toolbar_button(page: Pa
     page.wait(".ai-tagger-list-operation")
     assert page.count(".ai-tagger-list-button") == 0
     page.screenshot("scene-list-menu.png")
+
+
+# ---- the plugin's UI files -----------------------------------------------------------------------
+
+
+def test_the_pages_load_the_manifests_ui_files_in_order_as_stash_serves_them(page: Page,
+                                                                             library: Library) -> None:
+    listed = MANIFEST["ui"]["javascript"]
+    assert sorted(listed) == sorted(path.relative_to(ROOT).as_posix() for path in (ROOT / "ui").glob("*.js"))
+    assert (listed[0], listed[-1]) == ("ui/api.js", "ui/main.js")  # the namespace first, the wiring last
+    for html in ("scene.html", "scenes.html"):
+        sources = re.findall(r'<script src="([^"]+)"', (UI_DIR / html).read_text())
+        assert [src for src in sources if src.startswith("plugin/")] == ["plugin/ai_tagger/javascript"], html
+    page.open(library.scenes["view"])
+    served = page.eval("fetch('plugin/ai_tagger/javascript').then((answer) => answer.text())")
+    assert served == stash_serves(listed).decode()
+
+
+def test_the_plugin_zip_ships_every_file_the_manifest_lists(plugin_dir: Path) -> None:
+    scripts = [arg.replace("{pluginDir}/", "") for arg in MANIFEST["exec"] if "{pluginDir}" in arg]
+    for name in scripts + MANIFEST["ui"]["javascript"] + MANIFEST["ui"]["css"]:
+        assert (plugin_dir / name).is_file(), f"{name} is not in the plugin zip"
+        assert (plugin_dir / name).read_bytes() == (ROOT / name).read_bytes(), name

@@ -7,6 +7,11 @@
 // ones; "instead" functions get the arguments plus the next function in the chain (the original
 // last) and their result replaces the original's; "after" functions get the arguments plus the
 // result and return the new result.
+//
+// PluginApi.Event as in Stash (src/hooks/event.ts): an EventTarget whose dispatch(event, id, data)
+// sends a CustomEvent "stash:<event>[:<id>]" with detail {event, id?, data?}; app.js sends
+// "stash:location" as Stash's App.tsx does. With ?noevents=1 in the URL there is no Event, as in a
+// Stash before it.
 (function () {
   "use strict";
 
@@ -65,7 +70,13 @@
     return container;
   }
 
-  const events = new EventTarget();
+  class StashEvent extends EventTarget {
+    dispatch(event, id, data) {
+      const detail = Object.assign({ event }, id ? { id } : {}, data ? { data } : {});
+      this.dispatchEvent(new CustomEvent("stash:" + event + (id ? ":" + id : ""), { detail }));
+    }
+  }
+  const noEvents = new URLSearchParams(window.location.search).get("noevents") === "1";
 
   window.PluginApi = {
     React,
@@ -87,8 +98,8 @@
         return fn;
       },
     },
-    Event: events,
   };
+  if (!noEvents) window.PluginApi.Event = new StashEvent();
 
   // For the fake scene page (Scene.tsx does the same with src/patch).
   window.TestStash = { patchComponent, patchContainerComponent };

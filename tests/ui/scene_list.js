@@ -2,8 +2,8 @@
 // a toolbar (.filtered-list-toolbar) holding the patchable "SceneListOperations" component, whose
 // props are {items, hasSelection, operations, onEdit, onDelete, onPlay, onCreateNew} and carry no
 // ids; its operations render in a dropdown menu. Below, the page's scenes as cards (.scene-card)
-// with a selection checkbox and a link to /scenes/<id> under the base path. With ?plain=1 the
-// component is not patchable (a Stash before v0.30).
+// with a selection checkbox and a link to /scenes/<id> under the base path. It is app.js's route
+// /scenes. With ?plain=1 the component is not patchable (a Stash before v0.30).
 (function () {
   "use strict";
 
@@ -107,7 +107,5 @@
     );
   }
 
-  window.TestStash.startList = function () {
-    window.ReactDOM.render(h(SceneList), document.getElementById("root"));
-  };
+  window.TestStash.route(/^\/scenes$/, () => h(SceneList));
 })();

@@ -1,8 +1,10 @@
 // A minimal stand-in for Stash's scene page (ui/v2.5/src/components/Scenes/SceneDetails/Scene.tsx):
 // the scene loaded through GraphQL, a header, a toolbar with .scene-toolbar-group, the tabs inside
 // the patchable "ScenePage.Tabs" / "ScenePage.TabContent" containers (given the page's props:
-// scene, setTimestamp, ...), and a <video> player. With ?plain=1 in the URL the page is built
-// without those containers, as in a Stash that has none.
+// scene, setTimestamp, ...), and a <video> player, at the route /scenes/<id> of app.js. Moving to
+// another scene keeps the page and shows the old scene until the new one has loaded, as Stash's
+// SceneLoader does. With ?plain=1 in the URL the page is built without those containers, as in a
+// Stash that has none.
 (function () {
   "use strict";
 
@@ -79,7 +81,11 @@
   function SceneLoader({ id }) {
     const [scene, setScene] = React.useState(null);
     React.useEffect(() => {
-      findScene(id).then(setScene);
+      let current = true; // a slow answer for the scene left behind must not replace this one
+      findScene(id).then((found) => current && setScene(found));
+      return () => {
+        current = false;
+      };
     }, [id]);
     if (!scene) return h("div", { className: "loading" }, "Loading...");
     // Stash's player seeks when the page's setTimestamp is called.
@@ -98,8 +104,5 @@
     );
   }
 
-  window.TestStash.start = function () {
-    const match = window.location.pathname.match(/\/scenes\/(\d+)/);
-    window.ReactDOM.render(h(SceneLoader, { id: match[1] }), document.getElementById("root"));
-  };
+  window.TestStash.route(/^\/scenes\/(\d+)$/, (match) => h(SceneLoader, { id: match[1] }));
 })();
