@@ -18,10 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from tagger.errors import ConfigError
+from tagger.families import DEFAULTS, ENV_VAR
+from tagger.families import names as family_names
 from tagger.redact import MASK, register_secret
 
-ANALYZERS = ("faces", "content", "text", "shots")
-"""Analyzer families a user can switch on or off."""
+ANALYZERS = DEFAULTS
+"""The analyzer families that run by default (``tagger.families``: any registered one may be
+switched on)."""
 
 SAMPLING_MODES = ("interval", "keyframes")
 """How frames are chosen: one per interval (exact), or keyframes only (fast)."""
@@ -172,13 +175,14 @@ def _choice(choices: tuple[str, ...]) -> Callable[[str, Any], str]:
 
 
 def _analyzers(key: str, value: Any) -> tuple[str, ...]:
+    allowed = family_names()  # the registry, with families named in the environment
     items = [part.strip().lower() for part in value.split(",")] if isinstance(value, str) else value
     if not isinstance(items, (list, tuple)):
-        raise ConfigError(f"{key}: {value!r} is not a list; allowed items: {', '.join(ANALYZERS)}")
+        raise ConfigError(f"{key}: {value!r} is not a list; allowed items: {', '.join(allowed)}")
     chosen = [item for item in items if item]
-    unknown = [item for item in chosen if item not in ANALYZERS]
+    unknown = [item for item in chosen if item not in allowed]
     if unknown:
-        raise ConfigError(f"{key}: unknown analyzer {unknown[0]!r}; allowed: {', '.join(ANALYZERS)}")
+        raise ConfigError(f"{key}: unknown analyzer {unknown[0]!r}; allowed: {', '.join(allowed)}")
     return tuple(dict.fromkeys(chosen))
 
 
@@ -279,7 +283,8 @@ OPTIONS: tuple[Option, ...] = (
            "this many pixels before analysis."),
     Option("confidence", _number(float, 0.0, 1.0), "Minimum score for a detection to count (0..1). "
            "In Stash's settings: a percentage.", "confidence", _percent),
-    Option("analyzers", _analyzers, "Which analyzers run: faces, content, text, shots.", "analyzers"),
+    Option("analyzers", _analyzers, f"Which analyzer families run: {', '.join(ANALYZERS)}, or any other "
+           f"registered family ({ENV_VAR}).", "analyzers"),
     Option("shot_markers", _bool, "Create a marker at every shot (chapters).", "shotMarkers"),
     Option("tag_parent", _tag_name, "Parent tag of every tag the tagger creates.", "tagParent"),
     Option("queue_tag", _tag_name, "Scenes with this tag are tagged by the 'queue' task.", "queueTag"),

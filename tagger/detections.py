@@ -14,6 +14,19 @@ from typing import Literal, Protocol
 
 import numpy as np
 
+from tagger.families import CONTENT
+
+FACE_KIND = "face"
+"""A face found by the faces family (box, embedding, quality ``details``)."""
+
+CONTENT_KIND = CONTENT
+"""A NudeNet class found by the content family. A tagging family's detections have its name as
+their kind: a decision's ``source`` finds the detections behind it."""
+
+TEXT_KIND, TEXT_SCAN_KIND = "text", "text-scan"
+"""Text read by the text family, and a frame it examined (label empty): merging text over time
+tells "looked and saw nothing" from "did not look"."""
+
 SampleReason = Literal["interval", "keyframe", "shot"]
 """Why a frame is a sample: its interval came, it is a keyframe, or a shot starts there."""
 
@@ -49,7 +62,8 @@ class Detection:
 
     Attributes:
         time: the frame's time in seconds.
-        kind: the analyzer family: ``face``, ``content``, ``text``, ...
+        kind: what sort of thing it is (the ``*_KIND`` constants above; a tagging family's own
+            name).
         label: what was found (a class name, the text read, ...).
         score: confidence, 0-1.
         box: (x, y, w, h) in pixels of the frame image as analysed, or None for whole-frame

@@ -14,8 +14,14 @@ traceback in the log.
     │   ├── StashAuthError          Stash refused our credentials
     │   └── GraphQLError            Stash answered with errors for an operation
     ├── MediaError           a video cannot be read (missing, corrupt, no video stream, too slow)
+    ├── ModelError           a model file is missing, corrupt or cannot be fetched
+    │                        (``tagger.analyzers.models``)
+    ├── WorkerError          the worker cannot be reached, refused us, or went away during a job
+    │                        (``tagger.stashside.relay``)
     ├── ClusterError         the Ray cluster (ray_address) cannot be reached or failed the run
     └── LockedError          another run of the tagger holds the lock
+
+The two defined elsewhere live beside the one module that raises them.
 
 ``report_unexpected`` is the other half: an error nothing foresaw, in one scene, becomes that
 scene's error (its file, the error's type and message) with the traceback in the log.

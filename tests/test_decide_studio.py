@@ -19,9 +19,10 @@ def shown(text: str, start: float = 0.0, seconds: float = 30.0) -> TextSpan:
 
 class TestMatchStudio:
     def test_a_watermark_url_matches_the_studio(self) -> None:
-        match = match_studio([shown("brandx.com")], LIBRARY)
+        watermark = shown("brandx.com")
+        match = match_studio([watermark], LIBRARY)
         assert match == StudioMatch("Brand X", "1", 1.0, ("'brandx.com' on screen 0.0-30.0 s "
-                                                          "(similarity 1.00)",))
+                                                          "(similarity 1.00)",), (watermark,))
 
     @pytest.mark.parametrize("text", ["BRANDX.COM", "BRANDX.C0M", "www.brandx.com", "brandx com",
                                       "Brand X", "Visit BRANDX.COM today", "brandx.com/join"])

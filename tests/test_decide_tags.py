@@ -1,17 +1,13 @@
-"""Tag rules, and scene tags and markers decided from content detections."""
+"""Tag rules, and scene tags and markers decided from content detections (the content family's
+shipped rules live with the family, in ``tagger.analyzers.content``)."""
 
 from __future__ import annotations
 
 import pytest
 
-from tagger.decide.rules import (
-    EXPLICIT_LABELS,
-    NUDENET_LABELS,
-    TagRule,
-    default_rules,
-    readable_tag,
-    rules_from_config,
-)
+from tagger.analyzers.content import EXPLICIT_LABELS, default_rules
+from tagger.analyzers.content import LABELS as NUDENET_LABELS
+from tagger.decide.rules import TagRule, readable_tag, rules_from_config
 from tagger.decide.tags import MarkerDecision, SceneTag, decide_tags, top_k_mean
 from tagger.detections import Detection
 from tagger.media.shots import TechnicalSpan
@@ -167,15 +163,15 @@ class TestTagRuleValidation:
 
 class TestRulesFromConfig:
     def test_no_overrides_gives_the_defaults(self) -> None:
-        assert rules_from_config({}) == default_rules()
-        assert rules_from_config(None) == default_rules()
+        assert rules_from_config({}, default_rules()) == default_rules()
+        assert rules_from_config(None, default_rules()) == default_rules()
 
     def test_overrides_rename_retune_and_blacklist(self) -> None:
         rules = rules_from_config({
             "FEMALE_BREAST_EXPOSED": {"tag": "Topless", "threshold": 0.7, "marker": False},
             "BUTTOCKS_EXPOSED": {"enabled": False},
             "FEET_COVERED": {"enabled": True, "scene_tag": False, "marker": True},
-        })
+        }, default_rules())
         breasts = rules["FEMALE_BREAST_EXPOSED"]
         assert (breasts.tag, breasts.threshold, breasts.marker) == ("Topless", 0.7, False)
         assert not rules["BUTTOCKS_EXPOSED"].enabled
@@ -183,20 +179,21 @@ class TestRulesFromConfig:
         assert rules["ANUS_EXPOSED"] == default_rules()["ANUS_EXPOSED"]  # untouched
 
     def test_an_empty_name_falls_back_to_the_readable_one(self) -> None:
-        assert rules_from_config({"ANUS_EXPOSED": {"tag": ""}})["ANUS_EXPOSED"].tag == "Anus Exposed"
+        rules = rules_from_config({"ANUS_EXPOSED": {"tag": ""}}, default_rules())
+        assert rules["ANUS_EXPOSED"].tag == "Anus Exposed"
 
     def test_an_unknown_label_is_named(self) -> None:
         with pytest.raises(ValueError, match="unknown label 'FEMALE_BREASTS_EXPOSED'"):
-            rules_from_config({"FEMALE_BREASTS_EXPOSED": {"threshold": 0.6}})
+            rules_from_config({"FEMALE_BREASTS_EXPOSED": {"threshold": 0.6}}, default_rules())
 
     def test_an_unknown_key_is_named(self) -> None:
         with pytest.raises(ValueError, match="'FEET_EXPOSED': unknown key 'treshold'"):
-            rules_from_config({"FEET_EXPOSED": {"treshold": 0.6}})
+            rules_from_config({"FEET_EXPOSED": {"treshold": 0.6}}, default_rules())
 
     def test_the_label_itself_cannot_be_overridden(self) -> None:
         with pytest.raises(ValueError, match="unknown key 'label'"):
-            rules_from_config({"FEET_EXPOSED": {"label": "BELLY_EXPOSED"}})
+            rules_from_config({"FEET_EXPOSED": {"label": "BELLY_EXPOSED"}}, default_rules())
 
     def test_a_bad_value_is_named(self) -> None:
         with pytest.raises(ValueError, match="'FEET_EXPOSED': threshold"):
-            rules_from_config({"FEET_EXPOSED": {"threshold": 7}})
+            rules_from_config({"FEET_EXPOSED": {"threshold": 7}}, default_rules())

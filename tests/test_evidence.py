@@ -26,7 +26,6 @@ from tagger.engine.evidence import (
     GAP,
     LABEL_H,
     TITLE_H,
-    decode_at,
     evidence_items,
     sheet_width,
     slugify,
@@ -35,6 +34,7 @@ from tagger.engine.evidence import (
 )
 from tagger.errors import MediaError
 from tagger.media.sample import SampleTruth, make_sample_video
+from tagger.media.seek import decode_at
 from tagger.media.video import probe
 
 SIZE = (640, 360)
@@ -71,6 +71,7 @@ def result_for(sample: SampleTruth, *, tags: list[SceneTag] | None = None,
                markers: list[MarkerDecision] | None = None, source: str | None = None) -> EngineResult:
     detections = detections_for(sample)
     faces = [i for i, d in enumerate(detections) if d.kind == "face"]
+    watermark = TextSpan("BRANDX.COM", 2.0, 10.0, 0.94, TEXT_BOX, readings=4)
     record = PassRecord(duration=12.0, fps=30.0, frames_analysed=6,
                         sample_times=[0.0, 2.0, 4.0, 6.0, 8.0, 10.0],
                         shots=[(0.0, 8.0), (8.0, 12.0)], technical=[("black", *BLACK)], warnings=[],
@@ -80,8 +81,9 @@ def result_for(sample: SampleTruth, *, tags: list[SceneTag] | None = None,
         markers=markers if markers is not None else [MarkerDecision(TAG, TAG, 2.0, 6.0, 0.8)],
         faces=[FaceTrack(track=0, start=3.5, end=7.0, score=0.9, detections=3, best_index=faces[0],
                          best_time=3.5, embedding=None, members=tuple(faces))],
-        text=[TextSpan("BRANDX.COM", 2.0, 10.0, 0.94, TEXT_BOX, readings=4)],
-        studio=StudioMatch("Brand X", "7", 0.95, ("'BRANDX.COM' on screen 2.0-10.0 s (similarity 0.95)",)),
+        text=[watermark],
+        studio=StudioMatch("Brand X", "7", 0.95, ("'BRANDX.COM' on screen 2.0-10.0 s (similarity 0.95)",),
+                           (watermark,)),
     )
     return EngineResult(file=source or str(sample.path), record=record, detections=detections,
                         decisions=decisions)

@@ -16,8 +16,9 @@ LAYERS = ("", "stashside", "media", "decide", "analyzers", "engine", "writeback"
 """Stage folders from the bottom up ("" = the flat modules: errors, config, detections, redact).
 A module may import from its own folder and from the folders below it."""
 
-STASH_SIDE_MAY_USE = {"tagger.errors", "tagger.redact", "tagger.config"}
-"""Flat modules the Stash side uses; they import only the standard library at load time."""
+STASH_SIDE_MAY_USE = {"tagger.errors", "tagger.redact", "tagger.config", "tagger.families"}
+"""Flat modules the Stash side uses; they import only the standard library at load time
+(``tagger.families``: the analyzer registry ``tagger.config`` checks names against)."""
 
 
 def module_name(path: Path) -> str:
@@ -119,3 +120,33 @@ def test_the_stash_side_imports_only_the_standard_library() -> None:
                   for imported in imports_of(MODULES[name], top_level_only=True)
                   if imported.split(".")[0] not in stdlib and imported not in STASH_SIDE_MAY_USE)
     assert flat == []
+
+
+MAX_FUNCTION_LINES = 80
+"""Longest function or method in the package, decorators excluded: a longer one is steps waiting
+for names of their own."""
+
+
+def functions_over(limit: int, paths: dict[str, Path]) -> list[str]:
+    """``module.function (lines)`` for every function in ``paths`` longer than ``limit`` lines."""
+    found = []
+    for name, path in sorted(paths.items()):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                if lines > limit:
+                    found.append(f"{name}.{node.name} ({lines} lines, line {node.lineno})")
+    return found
+
+
+def test_no_function_is_longer_than_the_limit() -> None:
+    assert functions_over(MAX_FUNCTION_LINES, MODULES) == []
+
+
+def test_the_length_check_sees_a_long_function(tmp_path: Path) -> None:
+    body = "\n".join(f"    x{i} = {i}" for i in range(MAX_FUNCTION_LINES))
+    path = tmp_path / "long.py"
+    path.write_text(f"def short() -> None:\n    pass\n\n\ndef long() -> None:\n{body}\n")
+    assert functions_over(MAX_FUNCTION_LINES, {"long": path}) == [
+        f"long.long ({MAX_FUNCTION_LINES + 1} lines, line 5)"
+    ]

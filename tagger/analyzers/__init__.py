@@ -1,8 +1,9 @@
-"""Model families that look at sample frames: faces, content, on-screen text.
+"""Model families that look at sample frames: faces, content, on-screen text, and any other
+family registered in ``tagger.families``.
 
-``build_analyzers`` makes the ones a configuration asks for, each with its models resolved through
-``models/models.yaml`` and its ONNX Runtime sessions created once for the run. Every analyzer gets
-a cache ``version`` naming its models and the settings that change what it reports, so cached
+``build_analyzers`` makes the ones a configuration asks for (``Family.build``), each with its
+models resolved through ``models/models.yaml`` and its ONNX Runtime sessions created once for the
+run. Every analyzer gets a cache ``version`` naming its models and its code version, so cached
 detections are reused exactly when they would come out the same.
 """
 
@@ -13,15 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tagger import families
+from tagger.analyzers.family import FEEDS, BuildContext, Family
 from tagger.analyzers.runtime import RuntimeOptions
 from tagger.config import Config
 from tagger.detections import Analyzer, Detection
+from tagger.errors import ConfigError
 
 if TYPE_CHECKING:
     from tagger.media.frames import Frame
-
-CODE_VERSION = {"faces": "1", "content": "1", "text": "1"}
-"""Bumped when an analyzer's pre- or post-processing changes its output for the same models."""
 
 Log = Callable[[str, str], None]
 
@@ -41,57 +42,58 @@ class VersionedAnalyzer:
         return self.inner.analyze(batch)
 
 
-def _version(analyzer: str, *model_ids: str) -> str:
-    """``<model>@<version>+...:c<code version>``."""
+def family_class(name: str) -> type[Family]:
+    """The registered family ``name`` (``tagger.families``), imported.
+
+    Raises:
+        ConfigError: it is not registered, cannot be imported, or is not a ``Family``.
+    """
+    found = families.load(name)
+    if not (isinstance(found, type) and issubclass(found, Family)) or getattr(found, "name", None) != name:
+        raise ConfigError(f"analyzer family {name!r}: {families.registry()[name]} is not a Family "
+                          f"subclass named {name!r} (see tagger/analyzers/family.py)")
+    return found
+
+
+def family_version(family: type[Family]) -> str:
+    """``<model>@<version>+...:c<code version>`` (``none`` for a family without models)."""
     from tagger.analyzers.models import load_manifest
 
-    manifest = load_manifest()
-    models = "+".join(f"{model_id}@{manifest[model_id].version}" for model_id in model_ids)
-    return f"{models}:c{CODE_VERSION[analyzer]}"
-
-
-MODELS = {"faces": ("yunet", "sface"), "content": ("nudenet_320n",), "text": ("ppocr_v4",)}
-"""The models behind each analyzer: with ``CODE_VERSION``, what its cache version names."""
+    manifest = load_manifest() if family.models else {}
+    models = "+".join(f"{model_id}@{manifest[model_id].version}" for model_id in family.models)
+    return f"{models or 'none'}:c{family.code_version}"
 
 
 def faces_version() -> str:
     """The cache and gallery version of the faces analyzer (its models and code)."""
-    return _version("faces", *MODELS["faces"])
+    return family_version(family_class(families.FACES))
 
 
 def analyzer_versions() -> dict[str, str]:
-    """Every analyzer's current cache version, configured or not, without loading any model (what
-    cache pruning compares stored detections with)."""
-    return {name: _version(name, *models) for name, models in MODELS.items()}
+    """Every registered family's current cache version, configured or not, without loading any
+    model (what cache pruning compares stored detections with)."""
+    return {name: family_version(family_class(name)) for name in families.registry()}
 
 
 def build_analyzers(config: Config, data_dir: Path, log: Log) -> list[VersionedAnalyzer]:
-    """The analyzers ``config.analyzers`` names (``shots`` is part of the decode pass itself).
+    """The families ``config.analyzers`` names, in registry order (``shots`` is part of the decode
+    pass itself).
 
     Raises:
         ModelError: a model file is missing or corrupt (the message says how to get it).
+        ConfigError: a family cannot be loaded, or consumes what the pass does not feed.
     """
-    options = RuntimeOptions(threads=config.threads)
     user_dirs = [Path(config.models_dir)] if config.models_dir else []
     user_dirs.append(data_dir / "models")
-    download_dir = data_dir / "models" / "downloads"
+    context = BuildContext(data_dir=data_dir, runtime=RuntimeOptions(threads=config.threads), log=log,
+                           user_dirs=tuple(user_dirs), allow_download=config.allow_download)
     built: list[VersionedAnalyzer] = []
-    if "faces" in config.analyzers:
-        from tagger.analyzers.faces import FaceAnalyzer
-
-        faces = FaceAnalyzer.from_manifest(data_dir, options, log, user_dirs=user_dirs,
-                                           allow_download=config.allow_download)
-        built.append(VersionedAnalyzer(faces, faces_version()))
-    if "content" in config.analyzers:
-        from tagger.analyzers.content import ContentAnalyzer
-
-        content = ContentAnalyzer.from_manifest(options, log, user_dirs=user_dirs, download_dir=download_dir,
-                                                allow_download=config.allow_download)
-        built.append(VersionedAnalyzer(content, _version("content", *MODELS["content"])))
-    if "text" in config.analyzers:
-        from tagger.analyzers.text import TextAnalyzer
-
-        text = TextAnalyzer.from_manifest(options, log, user_dirs=user_dirs, download_dir=download_dir,
-                                          allow_download=config.allow_download)
-        built.append(VersionedAnalyzer(text, _version("text", *MODELS["text"])))
+    for name in families.registry():
+        if name not in config.analyzers:
+            continue
+        family = family_class(name)
+        if family.consumes not in FEEDS:
+            raise ConfigError(f"analyzer family {name!r} consumes {family.consumes!r}; the decode pass "
+                              f"feeds only {', '.join(FEEDS)}")
+        built.append(VersionedAnalyzer(family.build(context), family_version(family)))
     return built

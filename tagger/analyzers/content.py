@@ -30,13 +30,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import ClassVar
 
 import cv2
 import numpy as np
 
+from tagger import families
+from tagger.analyzers.family import BuildContext, Family
 from tagger.analyzers.models import load_manifest, resolve_file
 from tagger.analyzers.runtime import Log, RuntimeOptions, create_session
-from tagger.detections import Detection
+from tagger.decide.rules import TagRule
+from tagger.detections import CONTENT_KIND, Detection
 from tagger.media.frames import Frame
 
 MODEL_ID = "nudenet_320n"
@@ -63,6 +67,60 @@ LABELS: tuple[str, ...] = (
     "BUTTOCKS_COVERED",
 )
 """The 18 class names in the model's output order (``__labels`` in nudenet/nudenet.py, 3.4.2)."""
+
+EXPLICIT_LABELS: frozenset[str] = frozenset({
+    "FEMALE_BREAST_EXPOSED", "FEMALE_GENITALIA_EXPOSED", "MALE_GENITALIA_EXPOSED",
+    "BUTTOCKS_EXPOSED", "ANUS_EXPOSED",
+})
+"""Exposed classes that are what users search for: scene tags and markers (``TagRule``'s
+defaults: a frame counts at 0.5, the scene is tagged at 2 % or 20 s)."""
+
+BODY_LABELS: frozenset[str] = frozenset({
+    "MALE_BREAST_EXPOSED", "FEET_EXPOSED", "ARMPITS_EXPOSED", "BELLY_EXPOSED",
+})
+"""Exposed but everyday classes (a shirtless man, bare feet): a scene tag only when they are a
+large part of the video, never markers (they would flood the marker list of most scenes)."""
+
+BODY_THRESHOLD = 0.6
+"""Frame score for everyday body classes: higher, since a false tag here is pure noise."""
+
+BODY_MIN_SHARE = 0.25
+"""Everyday body classes tag the scene only when they are seen in a quarter of it."""
+
+
+def _explicit_rule(label: str) -> TagRule:
+    """Scene tag and markers at the explicit bar."""
+    return TagRule(label)
+
+
+def _body_rule(label: str) -> TagRule:
+    """Scene tag only, at a higher score and a large share of the video."""
+    return TagRule(label, threshold=BODY_THRESHOLD, scene_min_share=BODY_MIN_SHARE,
+                   scene_min_seconds=None, marker=False)
+
+
+def _off_rule(label: str) -> TagRule:
+    """Disabled: covered classes fire on any clothed person, and faces are the face pipeline's
+    business. Kept with a readable name so a user can turn one on with a single override."""
+    return TagRule(label, threshold=BODY_THRESHOLD, scene_min_share=BODY_MIN_SHARE,
+                   scene_min_seconds=None, marker=False, enabled=False)
+
+
+def default_rules() -> dict[str, TagRule]:
+    """The shipped rule for every NudeNet 320n class, keyed by label.
+
+    Explicit exposed classes: scene tag and markers. Everyday exposed classes (male breast,
+    feet, armpits, belly): scene tag only, higher bar. Covered classes and faces: disabled.
+    """
+    rules: dict[str, TagRule] = {}
+    for label in LABELS:
+        if label in EXPLICIT_LABELS:
+            rules[label] = _explicit_rule(label)
+        elif label in BODY_LABELS:
+            rules[label] = _body_rule(label)
+        else:
+            rules[label] = _off_rule(label)
+    return rules
 
 INPUT_SIZE = 320
 """Side of the square network input (the 320n model was trained at 320)."""
@@ -139,13 +197,16 @@ def _centred_to_xywh(centred: np.ndarray, width: int, height: int) -> np.ndarray
     return np.stack([x0, y0, x1 - x0, y1 - y0], axis=1).astype(np.float32)
 
 
-class ContentAnalyzer:
+class ContentAnalyzer(Family):
     """NudeNet 320n on batches of frames: ``Detection(kind="content", label=<class name>)``.
 
-    ``details`` is not set; ``box`` is (x, y, w, h) in pixels of the frame image.
+    ``details`` is not set; ``box`` is (x, y, w, h) in pixels of the frame image. The content
+    family: its detections become scene tags and markers under ``default_rules``.
     """
 
-    name = "content"
+    name: ClassVar[str] = families.CONTENT
+    models: ClassVar[tuple[str, ...]] = (MODEL_ID,)
+    code_version: ClassVar[str] = "1"
 
     def __init__(self, session: object, *, score_floor: float = SCORE_FLOOR,
                  nms_iou: float = NMS_IOU, per_class_nms: bool = False,
@@ -171,6 +232,15 @@ class ContentAnalyzer:
     def session(self) -> object:
         """The ONNX Runtime session; analyzers with other settings may share it."""
         return self._session
+
+    @classmethod
+    def default_rules(cls) -> dict[str, TagRule]:
+        return default_rules()
+
+    @classmethod
+    def build(cls, context: BuildContext) -> ContentAnalyzer:
+        resolved = context.resolve(MODEL_ID)
+        return cls(create_session(resolved.path, MODEL_ID, context.runtime, context.log))
 
     @classmethod
     def from_manifest(cls, options: RuntimeOptions | None = None, log: Log = lambda *_: None,
@@ -228,8 +298,9 @@ class ContentAnalyzer:
 
 def _to_detection(time: float, label: str, score: float, box: tuple[float, ...]) -> Detection:
     """One content detection."""
-    return Detection(time=time, kind="content", label=label, score=score,
+    return Detection(time=time, kind=CONTENT_KIND, label=label, score=score,
                      box=(box[0], box[1], box[2], box[3]))
 
 
-__all__ = ["LABELS", "MODEL_ID", "ContentAnalyzer", "decode", "letterbox"]
+__all__ = ["BODY_LABELS", "EXPLICIT_LABELS", "LABELS", "MODEL_ID", "ContentAnalyzer", "decode",
+           "default_rules", "letterbox"]

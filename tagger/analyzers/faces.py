@@ -36,9 +36,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import cv2
 import numpy as np
 
+from tagger import families
+from tagger.analyzers.family import BuildContext, Family
 from tagger.analyzers.onnx_convert import converted_model
 from tagger.analyzers.runtime import Log, RuntimeOptions, create_session
-from tagger.detections import Detection
+from tagger.detections import FACE_KIND, Detection
 
 if TYPE_CHECKING:
     from tagger.media.frames import Frame
@@ -73,7 +75,7 @@ class DetectedFace:
     landmarks: np.ndarray
 
 
-class FaceAnalyzer:
+class FaceAnalyzer(Family):
     """Detects, aligns and embeds faces (see the module docstring for the ``details`` keys).
 
     Arguments:
@@ -90,7 +92,9 @@ class FaceAnalyzer:
         ValueError: an argument is out of range (the message names it).
     """
 
-    name: ClassVar[str] = "faces"
+    name: ClassVar[str] = families.FACES
+    models: ClassVar[tuple[str, ...]] = ("yunet", "sface")
+    code_version: ClassVar[str] = "1"
     SCORE_THRESHOLD: ClassVar[float] = 0.6
     """Default minimum score; OpenCV's default is 0.9, which misses small and turned faces."""
     NMS_THRESHOLD: ClassVar[float] = 0.3
@@ -146,6 +150,11 @@ class FaceAnalyzer:
                                          spec.convert, dynamic) if spec.convert else found.path)
         return cls(paths[0], paths[1], options, log, **settings)
 
+    @classmethod
+    def build(cls, context: BuildContext) -> FaceAnalyzer:
+        return cls.from_manifest(context.data_dir, context.runtime, context.log, user_dirs=context.user_dirs,
+                                 allow_download=context.allow_download)
+
     def analyze(self, batch: Sequence[Frame]) -> list[Detection]:
         """Faces in ``batch``: kind and label ``face``, with embedding and ``details``."""
         faces = [face for index, frame in enumerate(batch) for face in self.detect(frame.image, index)]
@@ -153,7 +162,7 @@ class FaceAnalyzer:
             return []
         crops = np.stack([align_face(batch[face.frame].image, face.landmarks) for face in faces])
         embeddings = self.embed(crops)
-        return [Detection(time=batch[face.frame].time, kind="face", label="face", score=face.score,
+        return [Detection(time=batch[face.frame].time, kind=FACE_KIND, label="face", score=face.score,
                           box=tuple(float(v) for v in face.box),  # type: ignore[arg-type]
                           embedding=embedding, details=face_details(face.box, face.landmarks, crop))
                 for face, crop, embedding in zip(faces, crops, embeddings)]

@@ -34,14 +34,16 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
 
+from tagger import families
+from tagger.analyzers.family import BuildContext, Family
 from tagger.analyzers.models import load_manifest, resolve_file
 from tagger.analyzers.runtime import Log, RuntimeOptions, create_session
-from tagger.detections import Detection
+from tagger.detections import TEXT_KIND, TEXT_SCAN_KIND, Detection
 from tagger.media.frames import Frame
 
 MODEL_ID = "ppocr_v4"
@@ -84,7 +86,10 @@ REC_BATCH = 8
 """Text lines per recogniser run (sorted by width first, so padding stays small)."""
 
 
-SCAN_KIND = "text-scan"
+MODEL_FILES = ("ch_PP-OCRv4_det_infer.onnx", "ch_PP-OCRv4_rec_infer.onnx")
+"""The files of ``ppocr_v4`` that are used: detector and recogniser (no angle classifier)."""
+
+SCAN_KIND = TEXT_SCAN_KIND
 """Detection kind marking a frame the OCR examined (label empty): the times text could be seen."""
 
 
@@ -156,10 +161,12 @@ def corner_of(box: tuple[float, float, float, float], width: int, height: int,
     return -1
 
 
-class TextAnalyzer:
+class TextAnalyzer(Family):
     """Gated OCR of corner watermarks (and, if configured, whole frames)."""
 
-    name = "text"
+    name: ClassVar[str] = families.TEXT
+    models: ClassVar[tuple[str, ...]] = (MODEL_ID,)
+    code_version: ClassVar[str] = "1"
 
     def __init__(self, det_session: Any, rec_session: Any, *, every_nth: int = EVERY_NTH,
                  corner_size: tuple[float, float] = CORNER_SIZE,
@@ -213,12 +220,18 @@ class TextAnalyzer:
         """
         files = {file.name: file for file in load_manifest()[MODEL_ID].files}
         sessions = []
-        for name in ("ch_PP-OCRv4_det_infer.onnx", "ch_PP-OCRv4_rec_infer.onnx"):
+        for name in MODEL_FILES:
             resolved = resolve_file(files[name], user_dirs=user_dirs, download_dir=download_dir,
                                     allow_download=allow_download, log=log)
             sessions.append(create_session(resolved.path, f"{MODEL_ID}:{name.split('_')[2]}",
                                            options or RuntimeOptions(), log))
         return cls(sessions[0], sessions[1], **settings)
+
+    @classmethod
+    def build(cls, context: BuildContext) -> TextAnalyzer:
+        sessions = [create_session(context.resolve(MODEL_ID, name).path, f"{MODEL_ID}:{name.split('_')[2]}",
+                                   context.runtime, context.log) for name in MODEL_FILES]
+        return cls(sessions[0], sessions[1])
 
     @property
     def sessions(self) -> tuple[Any, Any]:
@@ -236,7 +249,7 @@ class TextAnalyzer:
         # Each frame OCR looked at is recorded, text or not: merging text over time must tell
         # "looked and saw nothing" from "did not look" (most samples are gated out).
         scans = [Detection(time=frame.time, kind=SCAN_KIND, label="", score=1.0) for frame in chosen]
-        return scans + [Detection(time=frame.time, kind="text", label=item.text, score=item.score,
+        return scans + [Detection(time=frame.time, kind=TEXT_KIND, label=item.text, score=item.score,
                                   box=item.box, details={"corner": item.corner})
                         for frame, items in zip(chosen, reads) for item in items]
 

@@ -83,7 +83,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="a config.yaml (default: config.yaml in the plugin folder)")
     parser.add_argument("--interval", type=float, help="seconds between sampled frames")
     parser.add_argument("--sampling", help="interval or keyframes")
-    parser.add_argument("--analyzers", help="comma-separated: faces,content,text,shots")
+    parser.add_argument("--analyzers", help="comma-separated families: faces,content,text,shots (the "
+                        "default) or any other registered one")
     parser.add_argument("--path-mapping", action="append", metavar="STASH=LOCAL",
                         help="map Stash's path prefix to this machine's (repeatable)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug lines")

@@ -23,9 +23,6 @@ from tagger.stashside.protocol import (
     parse_plugin_input,
 )
 
-PLUGIN_ID = "ai_tagger"
-"""Stash's id for the plugin: the manifest's file name without .yml."""
-
 
 def main(argv: list[str], plugin_dir: Path) -> int:
     """Run as Stash's plugin when there are no arguments, else as the command line."""

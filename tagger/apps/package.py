@@ -18,8 +18,8 @@ import zipfile
 from pathlib import Path
 
 from tagger import __version__
+from tagger.stashside.protocol import PLUGIN_ID
 
-PLUGIN_ID = "ai_tagger"
 INCLUDE = ("ai_tagger.yml", "ai_tagger.py", "requirements.txt", "requirements-nodeps.txt",
            "requirements-ray.txt", "config.example.yaml", "README.md", "LICENSE")
 """Single files at the plugin root that ship."""

@@ -46,12 +46,16 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tagger.errors import ConfigError
 from tagger.redact import redact_data, register_secret
 from tagger.stashside.protocol import PLUGIN_INPUT_ENV, parse_plugin_input, read_log_line
 from tagger.stashside.relay import ON_WORKER_ENV, PING_S  # one definition for both ends of the stream
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
 
 KILL_WAIT_S = 5.0
 """After SIGTERM, seconds a cancelled job's processes get before SIGKILL."""
@@ -382,181 +386,221 @@ def _signal_group(process: asyncio.subprocess.Process, sig: signal.Signals) -> N
 
 
 # ---- HTTP ------------------------------------------------------------------------------------------
+# Starlette is imported where it is used: this module loads for ``serve`` before it can say, in
+# words, that Starlette and uvicorn are missing.
+
+TOO_LARGE = f"the body is larger than {MAX_BODY} bytes; a task's JSON is a few KiB"
+
+NO_TASK = 'give {"input": <the JSON Stash gives a raw plugin>}'
 
 
 def create_app(queue: JobQueue, token: str) -> Any:
     """The Starlette application over ``queue``, refusing requests without ``token``."""
     from starlette.applications import Starlette
-    from starlette.datastructures import Headers
     from starlette.middleware import Middleware
-    from starlette.requests import Request
-    from starlette.responses import JSONResponse, Response, StreamingResponse
-    from starlette.routing import Route
 
-    expected = f"Bearer {token}".encode()
-    too_large = f"the body is larger than {MAX_BODY} bytes; a task's JSON is a few KiB"
+    return Starlette(
+        routes=Endpoints(queue).routes(),
+        lifespan=_lifespan(queue),
+        middleware=[Middleware(Guard, token=token)],
+        exception_handlers={Exception: _internal_error},
+    )
 
-    def answer(data: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
-        """Every JSON answer of the worker: secrets masked, whoever put them there."""
-        return JSONResponse(redact_data(data), status_code=status_code, headers=headers)
 
-    class Guard:
-        """Before any route: the token (401; /health needs none), then the declared body size
-        (413). ASGI middleware: it leaves the event streams' disconnects alone."""
+def _answer(data: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """Every JSON answer of the worker: secrets masked, whoever put them there."""
+    from starlette.responses import JSONResponse
 
-        def __init__(self, app: Any) -> None:
-            self.app = app
+    return JSONResponse(redact_data(data), status_code=status_code, headers=headers)
 
-        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-            if scope["type"] == "http":
-                headers = Headers(scope=scope)
-                refusal = None
-                if scope["path"] != "/health" and not hmac.compare_digest(
-                    headers.get("authorization", "").encode(), expected
-                ):
-                    refusal = answer(
-                        {"error": "missing or wrong token: send Authorization: Bearer <worker_token>"},
-                        401,
-                        {"WWW-Authenticate": "Bearer"},
-                    )
-                elif _declared_length(headers.get("content-length")) > MAX_BODY:
-                    refusal = answer({"error": too_large}, 413)
-                if refusal is not None:
-                    await refusal(scope, receive, send)
-                    return
-            await self.app(scope, receive, send)
 
-    def of_job(
-        handler: Callable[[Request, Job], Awaitable[Response]],
+class Guard:
+    """Before any route: the token (401; /health needs none), then the declared body size
+    (413). ASGI middleware: it leaves the event streams' disconnects alone."""
+
+    def __init__(self, app: Any, *, token: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        refusal = self._refusal(scope) if scope["type"] == "http" else None
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _refusal(self, scope: Any) -> Response | None:
+        from starlette.datastructures import Headers
+
+        headers = Headers(scope=scope)
+        if scope["path"] != "/health" and not hmac.compare_digest(
+            headers.get("authorization", "").encode(), self.expected
+        ):
+            return _answer(
+                {"error": "missing or wrong token: send Authorization: Bearer <worker_token>"},
+                401,
+                {"WWW-Authenticate": "Bearer"},
+            )
+        if _declared_length(headers.get("content-length")) > MAX_BODY:
+            return _answer({"error": TOO_LARGE}, 413)
+        return None
+
+
+class Endpoints:
+    """The routes over one job queue."""
+
+    def __init__(self, queue: JobQueue) -> None:
+        self.queue = queue
+
+    def routes(self) -> list[Any]:
+        from starlette.routing import Route
+
+        return [
+            Route("/health", self.health),
+            Route("/jobs", self.submit, methods=["POST"]),
+            Route("/jobs", self.list_jobs, methods=["GET"]),
+            Route("/jobs/{job_id}", self._of_job(self.show)),
+            Route("/jobs/{job_id}/events", self._of_job(self.events)),
+            Route("/jobs/{job_id}/cancel", self._of_job(self.cancel), methods=["POST"]),
+        ]
+
+    async def health(self, request: Request) -> Response:
+        return _answer({"status": "ok"})
+
+    async def submit(self, request: Request) -> Response:
+        try:
+            stdin_object, detach = _task_of(await _json_object(request))
+            job = self.queue.submit(stdin_object, detach=detach)
+        except Refused as refusal:
+            return _answer({"error": str(refusal)}, refusal.status)
+        return _answer(job.summary(), 202)
+
+    async def list_jobs(self, request: Request) -> Response:
+        jobs = sorted(self.queue.jobs.values(), key=lambda j: j.created, reverse=True)
+        return _answer({"jobs": [job.summary() for job in jobs]})
+
+    async def show(self, request: Request, job: Job) -> Response:
+        return _answer(job.result())
+
+    async def cancel(self, request: Request, job: Job) -> Response:
+        self.queue.cancel(job, "on request")
+        return _answer(job.summary())
+
+    async def events(self, request: Request, job: Job) -> Response:
+        from starlette.responses import StreamingResponse
+
+        try:
+            after = int(request.query_params.get("after", "0"))
+        except ValueError:
+            return _answer({"error": "after: give the last seq you read"}, 400)
+        return StreamingResponse(
+            _event_lines(job, after),
+            media_type="application/x-ndjson",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    def _of_job(
+        self, handler: Callable[[Request, Job], Awaitable[Response]]
     ) -> Callable[[Request], Awaitable[Response]]:
         """A route on /jobs/{job_id}...: 404 for a job the worker does not know."""
 
         async def endpoint(request: Request) -> Response:
             job_id = request.path_params["job_id"]
-            job = queue.jobs.get(job_id)
+            job = self.queue.jobs.get(job_id)
             if job is None:
-                return answer({"error": f"no job {job_id} on this worker (it may have restarted)"}, 404)
+                return _answer({"error": f"no job {job_id} on this worker (it may have restarted)"}, 404)
             return await handler(request, job)
 
         return endpoint
 
-    async def json_object(request: Request) -> dict[str, Any]:
-        """The body as a JSON object, never more than ``MAX_BODY`` bytes of it read (a chunked
-        body declares no length).
 
-        Raises:
-            Refused: 413 for a larger body, 400 for one that is not a JSON object or nests too deep.
-        """
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY:
-                raise Refused(413, too_large)
-        try:
-            data = json.loads(body)
-        except RecursionError:  # the parser's own limit, far beyond MAX_DEPTH
-            raise Refused(400, f"the body's JSON nests deeper than {MAX_DEPTH} levels") from None
-        except ValueError as error:
-            raise Refused(400, f"the body is not JSON ({error})") from None
-        if not isinstance(data, dict):
-            raise Refused(400, f"the body is a JSON {type(data).__name__}, not an object; "
-                               'give {"input": <the JSON Stash gives a raw plugin>}')
-        if _nesting(data) > MAX_DEPTH:
-            raise Refused(400, f"the body's JSON nests deeper than {MAX_DEPTH} levels")
-        return data
+async def _json_object(request: Request) -> dict[str, Any]:
+    """The body as a JSON object, never more than ``MAX_BODY`` bytes of it read (a chunked
+    body declares no length).
 
-    async def health(request: Request) -> Response:
-        return answer({"status": "ok"})
+    Raises:
+        Refused: 413 for a larger body, 400 for one that is not a JSON object or nests too deep.
+    """
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise Refused(413, TOO_LARGE)
+    try:
+        data = json.loads(body)
+    except RecursionError:  # the parser's own limit, far beyond MAX_DEPTH
+        raise Refused(400, f"the body's JSON nests deeper than {MAX_DEPTH} levels") from None
+    except ValueError as error:
+        raise Refused(400, f"the body is not JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise Refused(400, f"the body is a JSON {type(data).__name__}, not an object; {NO_TASK}")
+    if _nesting(data) > MAX_DEPTH:
+        raise Refused(400, f"the body's JSON nests deeper than {MAX_DEPTH} levels")
+    return data
 
-    async def submit(request: Request) -> Response:
-        try:
-            body = await json_object(request)
-            stdin_object = body.get("input")
-            if not isinstance(stdin_object, dict) or not isinstance(stdin_object.get("args"), dict):
-                raise Refused(400, 'give {"input": <the JSON Stash gives a raw plugin>}, with args')
-            detach = body.get("detach", False)
-            if not isinstance(detach, bool):
-                raise Refused(400, f"detach: {detach!r} is not true or false")
-            job = queue.submit(stdin_object, detach=detach)
-        except Refused as refusal:
-            return answer({"error": str(refusal)}, refusal.status)
-        return answer(job.summary(), 202)
 
-    async def list_jobs(request: Request) -> Response:
-        jobs = sorted(queue.jobs.values(), key=lambda j: j.created, reverse=True)
-        return answer({"jobs": [job.summary() for job in jobs]})
+def _task_of(body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """(Stash's stdin object, detach) from a POST /jobs body.
 
-    async def show(request: Request, job: Job) -> Response:
-        return answer(job.result())
+    Raises:
+        Refused: 400 when either is missing or malformed.
+    """
+    stdin_object = body.get("input")
+    if not isinstance(stdin_object, dict) or not isinstance(stdin_object.get("args"), dict):
+        raise Refused(400, f"{NO_TASK}, with args")
+    detach = body.get("detach", False)
+    if not isinstance(detach, bool):
+        raise Refused(400, f"detach: {detach!r} is not true or false")
+    return stdin_object, detach
 
-    async def cancel(request: Request, job: Job) -> Response:
-        queue.cancel(job, "on request")
-        return answer(job.summary())
 
-    async def events(request: Request, job: Job) -> Response:
-        try:
-            after = int(request.query_params.get("after", "0"))
-        except ValueError:
-            return answer({"error": "after: give the last seq you read"}, 400)
-        return StreamingResponse(
-            _stream(job, after),
-            media_type="application/x-ndjson",
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-        )
+async def _event_lines(job: Job, after: int) -> AsyncIterator[bytes]:
+    """The job's events after seq ``after`` as NDJSON, until its end; a ping line while it is
+    quiet. While this runs, somebody is listening to the job (see ``JobQueue.watch_unattended``)."""
+    job.listeners += 1
+    try:
+        while True:
+            changed = job.changed
+            fresh = [event for event in job.events if event["seq"] > after]
+            for event in fresh:
+                yield (json.dumps(redact_data(event)) + "\n").encode()
+                after = event["seq"]
+                if event["type"] == "end":
+                    return
+            try:
+                await asyncio.wait_for(changed.wait(), PING_S)
+            except asyncio.TimeoutError:
+                yield b'{"type": "ping"}\n'
+    finally:
+        job.listeners -= 1
+        job.unattended_since = time.monotonic()
 
-    async def _stream(job: Job, after: int) -> AsyncIterator[bytes]:
-        job.listeners += 1
-        try:
-            while True:
-                changed = job.changed
-                fresh = [event for event in job.events if event["seq"] > after]
-                for event in fresh:
-                    yield (json.dumps(redact_data(event)) + "\n").encode()
-                    after = event["seq"]
-                    if event["type"] == "end":
-                        return
-                try:
-                    await asyncio.wait_for(changed.wait(), PING_S)
-                except asyncio.TimeoutError:
-                    yield b'{"type": "ping"}\n'
-        finally:
-            job.listeners -= 1
-            job.unattended_since = time.monotonic()
 
-    async def internal_error(request: Request, error: Exception) -> Response:
-        # uvicorn logs the traceback on the worker; the client gets one line without it.
-        return answer({"error": f"internal error in the worker ({type(error).__name__}); "
-                                "its log has the details"}, 500)
+async def _internal_error(request: Request, error: Exception) -> Response:
+    # uvicorn logs the traceback on the worker; the client gets one line without it.
+    return _answer({"error": f"internal error in the worker ({type(error).__name__}); "
+                             "its log has the details"}, 500)
 
-    routes = [
-        Route("/health", health),
-        Route("/jobs", submit, methods=["POST"]),
-        Route("/jobs", list_jobs, methods=["GET"]),
-        Route("/jobs/{job_id}", of_job(show)),
-        Route("/jobs/{job_id}/events", of_job(events)),
-        Route("/jobs/{job_id}/cancel", of_job(cancel), methods=["POST"]),
-    ]
+
+def _lifespan(queue: JobQueue) -> Callable[[Any], contextlib.AbstractAsyncContextManager[None]]:
+    """While the app serves: unattended jobs are cancelled each second; at its end, every job."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
-        async def watch() -> None:
-            while True:
-                await asyncio.sleep(1.0)
-                queue.watch_unattended()
-
-        watcher = asyncio.create_task(watch())
+        watcher = asyncio.create_task(_cancel_unattended_jobs(queue))
         try:
             yield
         finally:
             watcher.cancel()
             await queue.shutdown()
 
-    return Starlette(
-        routes=routes,
-        lifespan=lifespan,
-        middleware=[Middleware(Guard)],
-        exception_handlers={Exception: internal_error},
-    )
+    return lifespan
+
+
+async def _cancel_unattended_jobs(queue: JobQueue) -> None:
+    while True:
+        await asyncio.sleep(1.0)
+        queue.watch_unattended()
 
 
 def _declared_length(value: str | None) -> int:

@@ -22,10 +22,7 @@ import numpy as np
 
 from tagger.decide.boxes import Box, box_iou
 from tagger.decide.segments import EPSILON_S
-from tagger.detections import Detection
-
-FACE_KIND = "face"
-"""The detection kind of faces."""
+from tagger.detections import FACE_KIND, Detection
 
 LINK_SIMILARITY = 0.5
 """Cosine similarity a face needs to a live track's mean embedding to join it: above every

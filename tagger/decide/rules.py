@@ -1,9 +1,10 @@
 """Per-label tagging rules: thresholds, durations, scene-tag bars, markers, names, blacklist.
 
-A ``TagRule`` says what to do with one detector class (a NudeNet label): at which score a frame
-counts, how segments are smoothed, whether the scene gets a tag and whether segments become
-markers. ``default_rules()`` holds the shipped choices for NudeNet 320n; ``rules_from_config``
-applies the user's per-label overrides on top and rejects anything it does not know.
+A ``TagRule`` says what to do with one detector class (a NudeNet label, ...): at which score a
+frame counts, how segments are smoothed, whether the scene gets a tag and whether segments become
+markers. Each tagging family ships its own rules (``Family.default_rules``: NudeNet 320n's are in
+``tagger.analyzers.content``); ``rules_from_config`` applies the user's per-label overrides on top
+and rejects anything it does not know.
 """
 
 from __future__ import annotations
@@ -12,33 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-NUDENET_LABELS: tuple[str, ...] = (
-    "FEMALE_GENITALIA_COVERED", "FACE_FEMALE", "BUTTOCKS_EXPOSED", "FEMALE_BREAST_EXPOSED",
-    "FEMALE_GENITALIA_EXPOSED", "MALE_BREAST_EXPOSED", "ANUS_EXPOSED", "FEET_EXPOSED",
-    "BELLY_COVERED", "FEET_COVERED", "ARMPITS_COVERED", "ARMPITS_EXPOSED", "FACE_MALE",
-    "BELLY_EXPOSED", "MALE_GENITALIA_EXPOSED", "ANUS_COVERED", "FEMALE_BREAST_COVERED",
-    "BUTTOCKS_COVERED",
-)
-"""The 18 classes of NudeNet 320n, in the model's output order."""
-
-EXPLICIT_LABELS: frozenset[str] = frozenset({
-    "FEMALE_BREAST_EXPOSED", "FEMALE_GENITALIA_EXPOSED", "MALE_GENITALIA_EXPOSED",
-    "BUTTOCKS_EXPOSED", "ANUS_EXPOSED",
-})
-"""Exposed classes that are what users search for: scene tags and markers."""
-
-BODY_LABELS: frozenset[str] = frozenset({
-    "MALE_BREAST_EXPOSED", "FEET_EXPOSED", "ARMPITS_EXPOSED", "BELLY_EXPOSED",
-})
-"""Exposed but everyday classes (a shirtless man, bare feet): a scene tag only when they are a
-large part of the video, never markers (they would flood the marker list of most scenes)."""
+# TagRule's defaults: the content family's bar for explicit classes, a fair start for any family.
 
 EXPLICIT_THRESHOLD = 0.5
 """Frame score for explicit classes. NudeNet's own cut-off is 0.2, which is meant for recall when
 censoring; for tags written to a library, 0.5 keeps the 320n model's confident detections."""
-
-BODY_THRESHOLD = 0.6
-"""Frame score for everyday body classes: higher, since a false tag here is pure noise."""
 
 MIN_DURATION_S = 3.0
 """Shortest segment kept. At the default 2-s sampling one lone frame spans 2 s and is dropped,
@@ -54,9 +33,6 @@ EXPLICIT_MIN_SHARE = 0.02
 EXPLICIT_MIN_SECONDS = 20.0
 """...or at 20 s in all, whichever comes first: a long film with one explicit minute is still
 tagged, and a short clip needs more than a flicker."""
-
-BODY_MIN_SHARE = 0.25
-"""Everyday body classes tag the scene only when they are seen in a quarter of it."""
 
 
 def readable_tag(label: str) -> str:
@@ -130,58 +106,23 @@ class TagRule:
                "scene_min_share", "set (or scene_min_seconds set) when scene_tag is on", share)
 
 
-def _explicit_rule(label: str) -> TagRule:
-    """Scene tag and markers at the explicit bar."""
-    return TagRule(label)
-
-
-def _body_rule(label: str) -> TagRule:
-    """Scene tag only, at a higher score and a large share of the video."""
-    return TagRule(label, threshold=BODY_THRESHOLD, scene_min_share=BODY_MIN_SHARE,
-                   scene_min_seconds=None, marker=False)
-
-
-def _off_rule(label: str) -> TagRule:
-    """Disabled: covered classes fire on any clothed person, and faces are the face pipeline's
-    business. Kept with a readable name so a user can turn one on with a single override."""
-    return TagRule(label, threshold=BODY_THRESHOLD, scene_min_share=BODY_MIN_SHARE,
-                   scene_min_seconds=None, marker=False, enabled=False)
-
-
-def default_rules() -> dict[str, TagRule]:
-    """The shipped rule for every NudeNet 320n class, keyed by label.
-
-    Explicit exposed classes: scene tag and markers. Everyday exposed classes (male breast,
-    feet, armpits, belly): scene tag only, higher bar. Covered classes and faces: disabled.
-    """
-    rules: dict[str, TagRule] = {}
-    for label in NUDENET_LABELS:
-        if label in EXPLICIT_LABELS:
-            rules[label] = _explicit_rule(label)
-        elif label in BODY_LABELS:
-            rules[label] = _body_rule(label)
-        else:
-            rules[label] = _off_rule(label)
-    return rules
-
-
 _OVERRIDABLE: frozenset[str] = frozenset(f.name for f in fields(TagRule)) - {"label"}
 """Keys a per-label override may set: every rule field but the label itself."""
 
 
 def rules_from_config(overrides: Mapping[str, Mapping[str, Any]] | None,
-                      base: Mapping[str, TagRule] | None = None) -> dict[str, TagRule]:
-    """The default rules (or ``base``) with the user's per-label overrides applied.
+                      base: Mapping[str, TagRule]) -> dict[str, TagRule]:
+    """``base`` (a family's default rules) with the user's per-label overrides applied.
 
     Arguments:
         overrides: ``{label: {field: value}}``, e.g. ``{"FEET_EXPOSED": {"enabled": False},
             "FEMALE_BREAST_EXPOSED": {"tag": "Topless", "threshold": 0.6}}``.
-        base: rules to start from; ``default_rules()`` when None.
+        base: rules to start from, by label.
 
     Raises:
         ValueError: an unknown label or key (named), or a value a rule rejects.
     """
-    rules = dict(base) if base is not None else default_rules()
+    rules = dict(base)
     for label, changes in (overrides or {}).items():
         if label not in rules:
             raise ValueError(f"tag rules: unknown label {label!r}; known: {', '.join(sorted(rules))}")

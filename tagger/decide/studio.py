@@ -67,12 +67,14 @@ class StudioMatch:
         id: its id (None if the candidate had none).
         score: seconds-weighted mean similarity of the text that matched it (0-1).
         evidence: the best matching text spans, as readable lines.
+        spans: those text spans themselves, line for line (what the evidence sheets show).
     """
 
     name: str
     id: str | None
     score: float
     evidence: tuple[str, ...]
+    spans: tuple[TextSpan, ...] = ()
 
 
 def name_keys(text: str) -> set[str]:
@@ -143,18 +145,19 @@ def match_studio(
     keys, owners = _choices(studios)
     weight: dict[int, float] = {}
     seconds: dict[int, float] = {}
-    lines: dict[int, list[tuple[float, str]]] = {}
+    found: dict[int, list[tuple[float, TextSpan, float]]] = {}  # owner -> (weight, span, similarity)
     for span in text_spans:
         for owner, similarity in span_similarities(span, keys, owners, min_score).items():
             weight[owner] = weight.get(owner, 0.0) + span.seconds * similarity
             seconds[owner] = seconds.get(owner, 0.0) + span.seconds
-            lines.setdefault(owner, []).append((span.seconds * similarity, _evidence(span, similarity)))
+            found.setdefault(owner, []).append((span.seconds * similarity, span, similarity))
     ranked = sorted((o for o in weight if seconds[o] >= min_seconds), key=lambda o: -weight[o])
     if not ranked or weight[ranked[0]] <= 0:
         return None
     best = ranked[0]
     if len(ranked) > 1 and weight[ranked[1]] >= AMBIGUITY_RATIO * weight[best]:
         return None
-    evidence = tuple(line for _, line in sorted(lines[best], key=lambda x: -x[0])[:MAX_EVIDENCE])
-    return StudioMatch(name=studios[best].name, id=studios[best].id,
-                       score=weight[best] / seconds[best], evidence=evidence)
+    strongest = sorted(found[best], key=lambda x: -x[0])[:MAX_EVIDENCE]
+    return StudioMatch(name=studios[best].name, id=studios[best].id, score=weight[best] / seconds[best],
+                       evidence=tuple(_evidence(span, similarity) for _, span, similarity in strongest),
+                       spans=tuple(span for _, span, _ in strongest))

@@ -1,8 +1,10 @@
-"""Scene tags and markers from content detections, per the tag rules.
+"""Scene tags and markers from a tagging family's detections, per its tag rules.
 
 Per enabled rule: the label's per-frame scores become segments (``segments.find_segments``);
 segments become markers when the rule asks for them, and the scene gets the tag when the
-segments cover enough of the analysed time (share or seconds, see ``TagRule``).
+segments cover enough of the analysed time (share or seconds, see ``TagRule``). Each family's
+detections (``kind`` = its name) are decided with its own rules (``RuleSet``), and every decision
+carries the family as its ``source``.
 
 The analysed time is the video's duration less its technical (black) spans: nothing can be seen
 in black, so it should not dilute the share.
@@ -17,9 +19,7 @@ from typing import NamedTuple, Protocol, Union
 from tagger.decide.rules import TagRule
 from tagger.decide.segments import EPSILON_S, Segment, Span, find_segments, scores_by_frame
 from tagger.detections import Detection
-
-CONTENT_KIND = "content"
-"""The detection kind the rules apply to (NudeNet's classes)."""
+from tagger.families import CONTENT
 
 TOP_K_FRAMES = 5
 """A scene tag's score is the mean of its best this-many hit frames. The maximum would let one
@@ -51,6 +51,7 @@ class SceneTag:
         score: mean of the best ``TOP_K_FRAMES`` hit scores (0-1).
         seconds: total length of the label's segments.
         share: ``seconds`` over the analysed time (0-1).
+        source: the family that found it (its detections of kind ``source`` are the evidence).
     """
 
     name: str
@@ -58,12 +59,13 @@ class SceneTag:
     score: float
     seconds: float
     share: float
+    source: str = CONTENT
 
 
 @dataclass(frozen=True)
 class MarkerDecision:
     """A marker to create: ``title`` with primary tag ``tag`` over [start, end), scored by the
-    segment's mean hit score; ``source`` is the analyzer it comes from (content, shots) and
+    segment's mean hit score; ``source`` is the family it comes from (content, shots, ...) and
     ``label`` the detector class behind it (empty for shots)."""
 
     title: str
@@ -71,8 +73,16 @@ class MarkerDecision:
     start: float
     end: float
     score: float
-    source: str = "content"
+    source: str = CONTENT
     label: str = ""
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """One tagging family's rules by label; its detections are those of kind ``source``."""
+
+    source: str
+    rules: Mapping[str, TagRule]
 
 
 class TagDecisions(NamedTuple):
@@ -122,22 +132,24 @@ def passes_scene_bar(rule: TagRule, seconds: float, share: float) -> bool:
     return by_share or by_seconds
 
 
-def scene_tag_for(rule: TagRule, segments: Sequence[Segment], analysed_s: float) -> SceneTag | None:
+def scene_tag_for(rule: TagRule, segments: Sequence[Segment], analysed_s: float,
+                  source: str = CONTENT) -> SceneTag | None:
     """The scene tag ``segments`` earn under ``rule``, or None."""
     seconds = sum(s.duration for s in segments)
     share = min(1.0, seconds / analysed_s) if analysed_s > 0 else 0.0
     if not passes_scene_bar(rule, seconds, share):
         return None
     score = top_k_mean(score for s in segments for score in s.scores)
-    return SceneTag(name=rule.tag, label=rule.label, score=score, seconds=seconds, share=share)
+    return SceneTag(name=rule.tag, label=rule.label, score=score, seconds=seconds, share=share,
+                    source=source)
 
 
-def markers_for(rule: TagRule, segments: Sequence[Segment]) -> list[MarkerDecision]:
+def markers_for(rule: TagRule, segments: Sequence[Segment], source: str = CONTENT) -> list[MarkerDecision]:
     """One marker per segment when the rule asks for markers."""
     if not rule.marker:
         return []
     return [MarkerDecision(title=rule.tag, tag=rule.tag, start=s.start, end=s.end, label=rule.label,
-                           score=s.mean_score) for s in segments]
+                           score=s.mean_score, source=source) for s in segments]
 
 
 def segments_for(rule: TagRule, detections: Sequence[Detection], sample_times: Sequence[float],
@@ -152,22 +164,23 @@ def segments_for(rule: TagRule, detections: Sequence[Detection], sample_times: S
 def decide_tags(
     detections: Iterable[Detection], sample_times: Sequence[float], duration: float,
     rules: Mapping[str, TagRule], technical: Iterable[SpanLike] = (), *,
-    kind: str = CONTENT_KIND,
+    source: str = CONTENT,
 ) -> TagDecisions:
-    """Scene tags and markers for one video.
+    """Scene tags and markers for one video, from one family.
 
     Arguments:
-        detections: all detections; only those of ``kind`` with a label that has a rule count.
+        detections: all detections; only those of kind ``source`` with a label that has a rule
+            count.
         sample_times: times of every analysed sample frame (where labels were looked for).
         duration: where the analysed part of the video ends (seconds).
-        rules: rules by label (``rules_from_config``); disabled rules are skipped.
+        rules: the family's rules by label (``rules_from_config``); disabled rules are skipped.
         technical: black/technical spans, as (start, end) or objects with start/end.
-        kind: the detection kind the rules apply to.
+        source: the tagging family: whose detections are read, and what the decisions carry.
     """
     spans = as_spans(technical)
     by_label: dict[str, list[Detection]] = {}
     for found in detections:
-        if found.kind == kind and found.label in rules:
+        if found.kind == source and found.label in rules:
             by_label.setdefault(found.label, []).append(found)
     analysed_s = analysed_seconds(duration, spans)
     scene_tags: list[SceneTag] = []
@@ -176,10 +189,27 @@ def decide_tags(
         if not rule.enabled or label not in by_label:
             continue
         segments = segments_for(rule, by_label[label], sample_times, duration, spans)
-        tag = scene_tag_for(rule, segments, analysed_s)
+        tag = scene_tag_for(rule, segments, analysed_s, source)
         if tag is not None:
             scene_tags.append(tag)
-        markers += markers_for(rule, segments)
+        markers += markers_for(rule, segments, source)
+    scene_tags.sort(key=lambda t: (-t.score, t.name))
+    markers.sort(key=lambda m: (m.start, m.tag))
+    return TagDecisions(scene_tags, markers)
+
+
+def decide_families(detections: Sequence[Detection], sample_times: Sequence[float], duration: float,
+                    rule_sets: Iterable[RuleSet], technical: Iterable[SpanLike] = ()) -> TagDecisions:
+    """``decide_tags`` once per tagging family, each on its own detections with its own rules;
+    scene tags best score first, markers by start."""
+    spans = as_spans(technical)
+    scene_tags: list[SceneTag] = []
+    markers: list[MarkerDecision] = []
+    for rule_set in rule_sets:
+        found = decide_tags(detections, sample_times, duration, rule_set.rules, spans,
+                            source=rule_set.source)
+        scene_tags += found.scene_tags
+        markers += found.markers
     scene_tags.sort(key=lambda t: (-t.score, t.name))
     markers.sort(key=lambda m: (m.start, m.tag))
     return TagDecisions(scene_tags, markers)

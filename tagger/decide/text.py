@@ -20,10 +20,7 @@ from rapidfuzz.distance import Levenshtein
 
 from tagger.decide.boxes import Box, box_iou, centre_distance
 from tagger.decide.segments import EPSILON_S, sample_ends
-from tagger.detections import Detection
-
-TEXT_KIND = "text"
-"""The detection kind of OCR readings (label = the text read)."""
+from tagger.detections import TEXT_KIND, Detection
 
 MIN_TEXT_CHARS = 2
 """Readings with fewer non-space characters are ignored: single characters are OCR noise."""

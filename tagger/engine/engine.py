@@ -16,23 +16,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tagger import families
 from tagger.config import Config
 from tagger.decide.faces import FaceTrack, track_faces
-from tagger.decide.rules import TagRule, rules_from_config
+from tagger.decide.rules import rules_from_config
 from tagger.decide.studio import StudioMatch, StudioName, match_studio
-from tagger.decide.tags import MarkerDecision, SceneTag, decide_tags
+from tagger.decide.tags import MarkerDecision, RuleSet, SceneTag, decide_families
 from tagger.decide.text import TextSpan, merge_text
-from tagger.detections import Analyzer, Detection
+from tagger.detections import TEXT_SCAN_KIND, Analyzer, Detection
 from tagger.engine.cache import AnalysisCache, PassRecord, oshash
-from tagger.engine.one_pass import AnalysisResult, AnalyzeOptions, analyze_file
+from tagger.engine.one_pass import AnalysisResult, AnalyzeOptions, analyze_file, rounded
 from tagger.errors import ConfigError
 from tagger.media.video import is_url
 
 ENGINE_VERSION = "1"
 """Part of every cache key: bump when the decode pass or sampling changes what frames are seen."""
-
-TEXT_KIND, TEXT_SCAN_KIND = "text", "text-scan"
-"""Detections of read text, and of frames the OCR examined (see ``tagger.analyzers.text``)."""
 
 TEXT_MAX_GAP_S = 6.0
 """Text readings further apart join only when the OCR did not look in between (it looks at shot
@@ -71,34 +69,34 @@ class EngineResult:
         record, decisions = self.record, self.decisions
         return {
             "file": self.file,
-            "duration": _r(record.duration),
-            "analysed_end": _r(record.end),
+            "duration": rounded(record.duration),
+            "analysed_end": rounded(record.end),
             "complete": record.complete,
             "stopped": record.stopped,
-            "fps": _r(record.fps),
+            "fps": rounded(record.fps),
             "frames_analysed": record.frames_analysed,
-            "shots": [{"start": _r(a), "end": _r(b)} for a, b in record.shots],
-            "technical": [{"kind": kind, "start": _r(a), "end": _r(b)} for kind, a, b in record.technical],
-            "tags": [{"name": t.name, "label": t.label, "score": _r(t.score), "seconds": _r(t.seconds)}
-                     for t in decisions.tags],
-            "markers": [{"title": m.title, "tag": m.tag, "start": _r(m.start), "end": _r(m.end),
-                         "score": _r(m.score)} for m in decisions.markers],
-            "faces": [{"track": f.track, "start": _r(f.start), "end": _r(f.end), "score": _r(f.score),
-                       "appearances": f.detections, "identity": None} for f in decisions.faces],
-            "text": [{"text": t.text, "start": _r(t.start), "end": _r(t.end), "score": _r(t.score),
-                      "box": [round(v) for v in t.box] if t.box else None} for t in decisions.text],
-            "studio": ({"name": decisions.studio.name, "score": _r(decisions.studio.score),
+            "shots": [{"start": rounded(a), "end": rounded(b)} for a, b in record.shots],
+            "technical": [{"kind": kind, "start": rounded(a), "end": rounded(b)}
+                          for kind, a, b in record.technical],
+            "tags": [{"name": t.name, "label": t.label, "score": rounded(t.score),
+                      "seconds": rounded(t.seconds), "source": t.source} for t in decisions.tags],
+            "markers": [{"title": m.title, "tag": m.tag, "start": rounded(m.start), "end": rounded(m.end),
+                         "score": rounded(m.score), "source": m.source} for m in decisions.markers],
+            "faces": [{"track": f.track, "start": rounded(f.start), "end": rounded(f.end),
+                       "score": rounded(f.score), "appearances": f.detections, "identity": None}
+                      for f in decisions.faces],
+            "text": [{"text": t.text, "start": rounded(t.start), "end": rounded(t.end),
+                      "score": rounded(t.score), "box": [round(v) for v in t.box] if t.box else None}
+                     for t in decisions.text],
+            "studio": ({"name": decisions.studio.name, "score": rounded(decisions.studio.score),
                         "evidence": list(decisions.studio.evidence)} if decisions.studio else None),
-            "review_tags": [{"name": t.name, "label": t.label, "score": _r(t.score), "seconds": _r(t.seconds)}
+            "review_tags": [{"name": t.name, "label": t.label, "score": rounded(t.score),
+                             "seconds": rounded(t.seconds), "source": t.source}
                             for t in decisions.review_tags],
-            "timings": {stage: _r(seconds) for stage, seconds in self.timings.items()},
+            "timings": {stage: rounded(seconds) for stage, seconds in self.timings.items()},
             "warnings": list(record.warnings),
             "cached": list(self.cached),
         }
-
-
-def _r(value: float) -> float:
-    return round(float(value), 3)
 
 
 def pass_params(options: AnalyzeOptions) -> str:
@@ -110,7 +108,7 @@ def pass_params(options: AnalyzeOptions) -> str:
 def analyze_options(config: Config, headers: dict[str, str] | None = None) -> AnalyzeOptions:
     """The decode pass's options from a configuration (``pass_params`` of them keys the cache)."""
     return AnalyzeOptions(interval_s=config.interval, sampling=config.sampling,
-                          max_side=config.max_side, shot_detection="shots" in config.analyzers,
+                          max_side=config.max_side, shot_detection=families.SHOTS in config.analyzers,
                           time_budget_s=config.time_budget or None, http_headers=headers or None)
 
 
@@ -152,9 +150,9 @@ def analyzer_version(analyzer: Analyzer) -> str:
 
 
 def run_engine(source: str, options: AnalyzeOptions, analyzers: Sequence[Analyzer], *,
-               rules: dict[str, TagRule], studios: Sequence[StudioName] = (),
+               rules: Sequence[RuleSet], studios: Sequence[StudioName] = (),
                studio_min_score: float = 0.85, shot_markers: bool = False,
-               review_rules: dict[str, TagRule] | None = None,
+               review_rules: Sequence[RuleSet] | None = None,
                cache: AnalysisCache | None = None, fingerprint: str | None = None,
                progress: Callable[[float], None] | None = None) -> EngineResult:
     """Analyse ``source`` (or take it from the cache) and decide.
@@ -208,21 +206,22 @@ def _record_of(result: AnalysisResult, source: str) -> PassRecord:
     )
 
 
-def decide(record: PassRecord, detections: Sequence[Detection], *, rules: dict[str, TagRule],
+def decide(record: PassRecord, detections: Sequence[Detection], *, rules: Sequence[RuleSet],
            studios: Sequence[StudioName] = (), studio_min_score: float = 0.85,
-           shot_markers: bool = False, review_rules: dict[str, TagRule] | None = None) -> Decisions:
+           shot_markers: bool = False, review_rules: Sequence[RuleSet] | None = None) -> Decisions:
     """Every decision about one video, from its pass and detections (pure).
 
-    ``review_rules`` (the rules with lower thresholds) find the scene tags that are worth a
-    suggestion: those they find and ``rules`` do not.
+    ``rules`` hold each tagging family's rules, run on that family's detections. ``review_rules``
+    (the same with lower thresholds) find the scene tags that are worth a suggestion: those they
+    find and ``rules`` do not.
     """
     technical = [(start, end) for _, start, end in record.technical]
-    tags, markers = decide_tags(detections, record.sample_times, record.end, rules, technical)
+    tags, markers = decide_families(detections, record.sample_times, record.end, rules, technical)
     review_tags: list[SceneTag] = []
     if review_rules:
         found = {t.name for t in tags}
-        review_tags = [t for t in decide_tags(detections, record.sample_times, record.end,
-                                              review_rules, technical).scene_tags if t.name not in found]
+        review_tags = [t for t in decide_families(detections, record.sample_times, record.end,
+                                                  review_rules, technical).scene_tags if t.name not in found]
     if shot_markers:
         markers = [*markers, *shot_marker_decisions(record.shots)]
     scanned = sorted({d.time for d in detections if d.kind == TEXT_SCAN_KIND}) or record.sample_times
@@ -247,7 +246,7 @@ SHOT_TAG = "Shot"
 def shot_marker_decisions(shots: Sequence[tuple[float, float]]) -> list[MarkerDecision]:
     """One marker per shot, titled by its number."""
     return [MarkerDecision(title=f"Shot {number}", tag=SHOT_TAG, start=start, end=end, score=1.0,
-                           source="shots")
+                           source=families.SHOTS)
             for number, (start, end) in enumerate(shots, start=1)]
 
 
@@ -288,35 +287,52 @@ class Engine:
         self.cache.close()
 
 
-def rules_for(config: Config) -> dict[str, TagRule]:
-    """The tag rules of a configuration: defaults shifted by ``confidence``, then per-label overrides.
+def rules_for(config: Config) -> list[RuleSet]:
+    """The tag rules of a configuration, per tagging family: each registered family's defaults
+    shifted by ``confidence``, then the per-label overrides of ``tags``.
 
     ``confidence`` moves every default threshold by the same amount (0.5 is the shipped level),
     so lowering it finds more everywhere while keeping the rules' relative strictness; a
-    threshold set for a label in ``tags`` is taken as it is.
+    threshold set for a label in ``tags`` is taken as it is. Every registered family counts,
+    configured or not, so switching one off leaves its overrides valid.
 
     Raises:
-        ConfigError: ``tags`` names a label no analyzer has, or a field a rule does not know.
+        ConfigError: ``tags`` names a label no family has, or a field a rule does not know; a
+            family cannot be loaded.
     """
     from dataclasses import replace
 
+    from tagger.analyzers import family_class
+
     shift = config.confidence - 0.5
-    shifted = {label: replace(rule, threshold=min(0.99, max(0.01, rule.threshold + shift)))
-               for label, rule in rules_from_config(None).items()}
-    try:
-        return rules_from_config(config.tag_overrides(), base=shifted)
-    except (ValueError, TypeError) as error:
-        raise ConfigError(f"tags: {error}") from None
+    overrides = config.tag_overrides()
+    rule_sets: list[RuleSet] = []
+    for name in families.registry():
+        defaults = family_class(name).default_rules()
+        if not defaults:
+            continue
+        shifted = {label: replace(rule, threshold=min(0.99, max(0.01, rule.threshold + shift)))
+                   for label, rule in defaults.items()}
+        mine = {label: changes for label, changes in overrides.items() if label in shifted}
+        try:
+            rule_sets.append(RuleSet(name, rules_from_config(mine, base=shifted)))
+        except (ValueError, TypeError) as error:
+            raise ConfigError(f"tags: {error}") from None
+    known = sorted({label for rule_set in rule_sets for label in rule_set.rules})
+    unknown = [label for label in overrides if label not in known]
+    if unknown:  # the message rules_from_config gives, over every family's labels
+        raise ConfigError(f"tags: tag rules: unknown label {unknown[0]!r}; known: {', '.join(known)}")
+    return rule_sets
 
 
-def review_rules_for(rules: dict[str, TagRule], margin: float) -> dict[str, TagRule] | None:
+def review_rules_for(rule_sets: Sequence[RuleSet], margin: float) -> list[RuleSet] | None:
     """The review band: every rule's threshold lowered by ``margin`` (None when 0: no band)."""
     from dataclasses import replace
 
     if margin <= 0:
         return None
-    return {label: replace(rule, threshold=max(0.01, rule.threshold - margin))
-            for label, rule in rules.items()}
+    return [RuleSet(s.source, {label: replace(rule, threshold=max(0.01, rule.threshold - margin))
+                               for label, rule in s.rules.items()}) for s in rule_sets]
 
 
 def studios_for(config: Config) -> list[StudioName]:

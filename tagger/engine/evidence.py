@@ -8,56 +8,45 @@ scores, and a band with the frame's time (m:ss.s) and score.
 
 Which detections belong to which item:
 
-    scene tag   ``content`` detections with the tag's label
-    marker      ``content`` detections of the marker's label(s) inside its span; a marker without
-                any (a shot marker) shows sample frames spread over its span, without boxes
+    scene tag   detections of the tag's family (kind = its ``source``) with the tag's label
+    marker      its family's detections of the marker's label(s) inside its span; a marker
+                without any (a shot marker) shows sample frames spread over its span, no boxes
     face track  the track's ``members`` (indexes into ``EngineResult.detections``)
     text span   ``text`` detections reading the same text, inside the span, in the same place
-    studio      ``text`` detections of the spans named in its evidence lines
+    studio      ``text`` detections of the text spans behind its evidence (``StudioMatch.spans``)
 
-Frames are decoded in ONE pass over the source in time order: the reader seeks to the keyframe
-before a wanted time when it is more than ``SEEK_GAP_S`` ahead, else decodes on, and takes the
-first frame at or after each wanted time (within half a frame), scaled by swscale straight to the
-thumbnail size. Frame times are pts x time_base minus the container start, as in the analysis
-pass, so detection times find their own frames.
+Frames are decoded in one pass over the source in time order (``tagger.media.seek.decode_at``).
 """
 
 from __future__ import annotations
 
-import ast
 import math
 import os
 import re
 import tempfile
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import av
-import av.error
 import cv2
 import numpy as np
 
-from tagger.decide.rules import TagRule, readable_tag
+from tagger.decide.rules import readable_tag
 from tagger.decide.studio import name_keys, text_keys
 from tagger.decide.text import normalise_text, same_place, same_text
-from tagger.detections import Detection
-from tagger.errors import MediaError
-from tagger.media.frames import SEEK_GAP_S
-from tagger.media.video import VideoInfo, open_container, probe
+from tagger.detections import CONTENT_KIND, FACE_KIND, TEXT_KIND, Detection
+from tagger.media.seek import decode_at, thumb_size
+from tagger.media.video import probe
 
 if TYPE_CHECKING:
     from tagger.decide.faces import FaceTrack
     from tagger.decide.studio import StudioMatch
-    from tagger.decide.tags import MarkerDecision, SceneTag
+    from tagger.decide.tags import MarkerDecision, RuleSet, SceneTag
     from tagger.decide.text import TextSpan
     from tagger.engine.cache import PassRecord
     from tagger.engine.engine import EngineResult
-
-CONTENT_KIND, FACE_KIND, TEXT_KIND = "content", "face", "text"
-"""Detection kinds the sheets draw."""
 
 COLUMNS = 3
 """Thumbnails per row of a sheet (fewer when ``per_item`` is smaller)."""
@@ -77,16 +66,13 @@ TEXT_COLOUR = (255, 255, 255)
 BOX_COLOURS: dict[str, tuple[int, int, int]] = {
     FACE_KIND: (0, 255, 0), CONTENT_KIND: (0, 0, 255), TEXT_KIND: (0, 255, 255),
 }
-"""Box colours (BGR) by detection kind: faces green, content red, text yellow."""
+"""Box colours (BGR) by detection kind: faces green, content red, text yellow (others magenta)."""
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 JPEG_QUALITY = 85
 MAX_SLUG_CHARS = 60
 TIME_EPSILON_S = 0.05
 """Slack (seconds) when comparing detection times to span edges that were rounded."""
-
-_EVIDENCE_LINE = re.compile(r"^(?P<text>.+) on screen (?P<start>[\d.]+)-(?P<end>[\d.]+) s\b")
-"""An evidence line of ``tagger.decide.studio``: ``'BRANDX.COM' on screen 2.0-10.0 s (...)``."""
 
 
 @dataclass(frozen=True)
@@ -115,7 +101,7 @@ class EvidenceItem:
 
 def write_evidence(result: EngineResult, out_dir: Path, *, http_headers: dict[str, str] | None = None,
                    per_item: int = 6, thumb_width: int = 320,
-                   rules: Mapping[str, TagRule] | None = None) -> list[Path]:
+                   rules: Sequence[RuleSet] | None = None) -> list[Path]:
     """Write one contact sheet per decision of ``result`` into ``out_dir``.
 
     Arguments:
@@ -124,7 +110,8 @@ def write_evidence(result: EngineResult, out_dir: Path, *, http_headers: dict[st
         http_headers: request headers when ``result.file`` is a URL (e.g. ``{"ApiKey": ...}``).
         per_item: most thumbnails per sheet (the highest-scoring frames).
         thumb_width: thumbnail width in pixels; the height keeps the video's aspect.
-        rules: the tag rules, to find the detector label of custom-named markers (optional).
+        rules: the tag rules per family, to find the detector label of custom-named markers
+            (optional).
 
     Returns:
         The sheets written, in item order (tags, markers, faces, text, studio).
@@ -153,12 +140,6 @@ def write_evidence(result: EngineResult, out_dir: Path, *, http_headers: dict[st
     return paths
 
 
-def thumb_size(info: VideoInfo, thumb_width: int) -> tuple[int, int]:
-    """(width, height) of the thumbnails: ``thumb_width`` wide, the video's display aspect."""
-    height = max(1, round(thumb_width * info.height / max(1, info.width)))
-    return thumb_width, height
-
-
 def sheet_columns(per_item: int) -> int:
     """Thumbnails per row for ``per_item`` thumbnails at most."""
     return max(1, min(per_item, COLUMNS))
@@ -182,7 +163,7 @@ def thumb_origin(index: int, per_item: int, size: tuple[int, int]) -> tuple[int,
 
 
 def evidence_items(result: EngineResult, *, per_item: int = 6,
-                   rules: Mapping[str, TagRule] | None = None) -> list[EvidenceItem]:
+                   rules: Sequence[RuleSet] | None = None) -> list[EvidenceItem]:
     """Every sheet to write for ``result`` (pure: no decoding), with unique safe slugs."""
     decisions, detections = result.decisions, result.detections
     items = [tag_item(tag, detections, per_item) for tag in decisions.tags]
@@ -191,33 +172,37 @@ def evidence_items(result: EngineResult, *, per_item: int = 6,
     frame_size = result.record.frame_size
     items += [text_item(span, detections, per_item, frame_size) for span in decisions.text]
     if decisions.studio is not None:
-        items.append(studio_item(decisions.studio, decisions.text, detections, per_item))
+        items.append(studio_item(decisions.studio, detections, per_item))
     return unique_slugs(items)
 
 
 def tag_item(tag: SceneTag, detections: Sequence[Detection], per_item: int) -> EvidenceItem:
-    """The sheet of a scene tag: its label's best content frames."""
-    hits = [d for d in detections if d.kind == CONTENT_KIND and d.label == tag.label]
+    """The sheet of a scene tag: its label's best frames of its family."""
+    hits = [d for d in detections if d.kind == tag.source and d.label == tag.label]
     title = f"tag {tag.name}  ({tag.score:.2f}, {tag.seconds:.0f} s)"
     return EvidenceItem("tag", title, f"tag-{slugify(tag.name)}", top_frames(hits, per_item))
 
 
 def marker_labels(marker: MarkerDecision, result: EngineResult,
-                  rules: Mapping[str, TagRule] | None) -> set[str]:
-    """Detector labels whose tag is the marker's tag (by rules, scene tags or default names)."""
-    labels = {rule.label for rule in (rules or {}).values() if rule.tag == marker.tag}
-    labels |= {tag.label for tag in result.decisions.tags if tag.name == marker.tag}
+                  rules: Sequence[RuleSet] | None) -> set[str]:
+    """Detector labels whose tag is the marker's tag (its own, by its family's rules, scene tags
+    or default names)."""
+    labels = {marker.label} if marker.label else set()
+    labels |= {rule.label for rule_set in rules or () if rule_set.source == marker.source
+               for rule in rule_set.rules.values() if rule.tag == marker.tag}
+    labels |= {tag.label for tag in result.decisions.tags
+               if tag.name == marker.tag and tag.source == marker.source}
     labels |= {d.label for d in result.detections
-               if d.kind == CONTENT_KIND and marker.tag in (d.label, readable_tag(d.label))}
+               if d.kind == marker.source and marker.tag in (d.label, readable_tag(d.label))}
     return labels
 
 
 def marker_item(marker: MarkerDecision, result: EngineResult, per_item: int,
-                rules: Mapping[str, TagRule] | None) -> EvidenceItem:
+                rules: Sequence[RuleSet] | None) -> EvidenceItem:
     """The sheet of a marker: its label's best frames inside its span, else frames spread over
     the span."""
     labels = marker_labels(marker, result, rules)
-    hits = [d for d in result.detections if d.kind == CONTENT_KIND and d.label in labels
+    hits = [d for d in result.detections if d.kind == marker.source and d.label in labels
             and marker.start - TIME_EPSILON_S <= d.time <= marker.end + TIME_EPSILON_S]
     frames = top_frames(hits, per_item) or spread_frames(result.record, marker.start, marker.end,
                                                          per_item)
@@ -254,38 +239,21 @@ def text_item(span: TextSpan, detections: Sequence[Detection], per_item: int,
     return EvidenceItem("text", title, f"text-{slugify(span.text)}", top_frames(readings, per_item))
 
 
-def parse_evidence(line: str) -> tuple[str, float, float] | None:
-    """(text, start, end) of a studio evidence line, or None if it is not one."""
-    match = _EVIDENCE_LINE.match(line)
-    if match is None:
-        return None
-    try:
-        text = ast.literal_eval(match["text"])
-    except (ValueError, SyntaxError):
-        return None
-    return (text, float(match["start"]), float(match["end"])) if isinstance(text, str) else None
-
-
-def studio_readings(studio: StudioMatch, spans: Sequence[TextSpan],
-                    detections: Sequence[Detection]) -> list[Detection]:
-    """The text detections behind a studio match: the readings of the spans its evidence lines
-    name, else every reading that names the studio."""
+def studio_readings(studio: StudioMatch, detections: Sequence[Detection]) -> list[Detection]:
+    """The text detections behind a studio match: the readings of the spans behind its evidence,
+    else every reading that names the studio."""
     found: dict[int, Detection] = {}
-    for text, start, end in filter(None, map(parse_evidence, studio.evidence)):
-        span = next((s for s in spans if s.text == text and abs(s.start - start) <= TIME_EPSILON_S
-                     + 0.05), None)
-        start, end = (span.start, span.end) if span is not None else (start, end)
-        found.update((id(d), d) for d in text_readings(detections, text, start, end))
+    for span in studio.spans:
+        found.update((id(d), d) for d in text_readings(detections, span.text, span.start, span.end))
     if not found:
         keys = name_keys(studio.name)
         found = {id(d): d for d in detections if d.kind == TEXT_KIND and keys & text_keys(d.label)}
     return list(found.values())
 
 
-def studio_item(studio: StudioMatch, spans: Sequence[TextSpan], detections: Sequence[Detection],
-                per_item: int) -> EvidenceItem:
+def studio_item(studio: StudioMatch, detections: Sequence[Detection], per_item: int) -> EvidenceItem:
     """The sheet of the studio match."""
-    readings = studio_readings(studio, spans, detections)
+    readings = studio_readings(studio, detections)
     title = f"studio {studio.name}  ({studio.score:.2f})"
     return EvidenceItem("studio", title, f"studio-{slugify(studio.name)}", top_frames(readings, per_item))
 
@@ -360,97 +328,6 @@ def clock_slug(seconds: float) -> str:
     """``1m02s``: a time for file names."""
     whole = int(max(0.0, seconds))
     return f"{whole // 60}m{whole % 60:02d}s"
-
-
-# ---------------------------------------------------------------------------------------------
-# Decoding: one pass, only the wanted frames
-
-
-def decode_at(source: str, info: VideoInfo, times: Iterable[float], size: tuple[int, int], *,
-              http_headers: dict[str, str] | None = None) -> dict[float, np.ndarray]:
-    """BGR images of ``size`` for each wanted time (keyed by ``round(t, 6)``), in one pass.
-
-    Times past the end, or after a read error, are missing from the result.
-
-    Raises:
-        MediaError: the source cannot be opened.
-    """
-    wanted = sorted({round(float(t), 6) for t in times})
-    if not wanted:
-        return {}
-    tolerance = 0.5 / info.fps if info.fps > 0 else 0.02
-    images: dict[float, np.ndarray] = {}
-    with open_container(source, http_headers=http_headers) as container:
-        stream = next((s for s in container.streams.video
-                       if not s.disposition & av.stream.Disposition.attached_pic), None)
-        if stream is None:
-            raise MediaError(f"{source}: no video stream")
-        stream.thread_type = "AUTO"
-        for t, frame in _frames_at(container, stream, info, wanted, tolerance):
-            images[t] = to_thumb(frame, info, size)
-    return images
-
-
-def _frames_at(container: av.container.InputContainer, stream: av.video.VideoStream, info: VideoInfo,
-               wanted: list[float], tolerance: float) -> Iterator[tuple[float, av.VideoFrame]]:
-    """(wanted time, frame) for each wanted time: the first frame at or after it."""
-    pending = list(wanted)
-    position, last_seek = 0.0, -1.0
-    while pending:
-        if pending[0] - position > SEEK_GAP_S and pending[0] > last_seek:
-            last_seek = pending[0]
-            _seek(container, stream, last_seek, info)
-        reached_end = True
-        for frame in _decoded(container, stream):
-            position = frame_time(frame, info)
-            while pending and position >= pending[0] - tolerance:
-                yield pending.pop(0), frame
-            if not pending or (pending[0] - position > SEEK_GAP_S and pending[0] > last_seek):
-                reached_end = False
-                break
-        if reached_end:
-            return
-
-
-def _decoded(container: av.container.InputContainer,
-             stream: av.video.VideoStream) -> Iterator[av.VideoFrame]:
-    """Frames from the current position on; bad packets skipped, a read error ends it."""
-    try:
-        for packet in container.demux(stream):
-            try:
-                frames = packet.decode()
-            except av.error.InvalidDataError:
-                continue
-            yield from frames
-    except av.error.FFmpegError:
-        return
-
-
-def _seek(container: av.container.InputContainer, stream: av.video.VideoStream, t: float,
-          info: VideoInfo) -> None:
-    """Seek to the keyframe at or before ``t`` (seconds from the video start)."""
-    assert stream.time_base is not None
-    container.seek(int((t + info.start_time) / stream.time_base), stream=stream, backward=True)
-
-
-def frame_time(frame: av.VideoFrame, info: VideoInfo) -> float:
-    """Presentation time in seconds relative to the container start (as the analysis pass)."""
-    if frame.pts is None or frame.time_base is None:
-        raise MediaError(f"{info.source}: a frame has no timestamp")
-    return max(0.0, float(frame.pts * frame.time_base) - info.start_time)
-
-
-_ROTATE = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
-
-
-def to_thumb(frame: av.VideoFrame, info: VideoInfo, size: tuple[int, int]) -> np.ndarray:
-    """``frame`` as BGR at display ``size``, scaled by swscale and turned upright."""
-    width, height = size
-    coded = (height, width) if info.rotation in (90, 270) else (width, height)
-    image = frame.reformat(coded[0], coded[1], "bgr24", interpolation="AREA").to_ndarray()
-    if info.rotation in _ROTATE:
-        image = cv2.rotate(image, _ROTATE[info.rotation])
-    return image
 
 
 # ---------------------------------------------------------------------------------------------

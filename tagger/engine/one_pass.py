@@ -2,8 +2,10 @@
 
 One decode pass (``tagger.media.frames.iter_frames``) feeds two consumers: the shot detector sees
 every frame at a small size (as the pass's observer) and the analyzers see the sample frames in
-batches. No analyzer is registered yet; ``tags``, ``markers``, ``faces`` and ``text`` stay empty and
-``studio`` None until the model families are plugged in through ``analyzers=``.
+batches. The analyzers (model families) come in through ``analyzers=``; this pass only collects
+their detections. Deciding what those detections mean is ``tagger.engine.engine``'s work, so
+``AnalysisResult.to_dict`` leaves ``tags``, ``markers``, ``faces`` and ``text`` empty and ``studio``
+None.
 """
 
 from __future__ import annotations
@@ -125,24 +127,24 @@ class AnalysisResult:
         """The JSON-ready result (times in seconds, rounded to milliseconds)."""
         return {
             "file": self.file,
-            "duration": _round(self.info.duration),
-            "fps": _round(self.info.fps),
+            "duration": rounded(self.info.duration),
+            "fps": rounded(self.info.fps),
             "frames_analysed": self.frames_analysed,
-            "shots": [{"start": _round(s.start), "end": _round(s.end)} for s in self.shots],
-            "technical": [{"kind": t.kind, "start": _round(t.start), "end": _round(t.end)}
+            "shots": [{"start": rounded(s.start), "end": rounded(s.end)} for s in self.shots],
+            "technical": [{"kind": t.kind, "start": rounded(t.start), "end": rounded(t.end)}
                           for t in self.technical],
             "tags": [],
             "markers": [],
             "faces": [],
             "text": [],
             "studio": None,
-            "timings": {stage: _round(seconds) for stage, seconds in self.timings.items()},
+            "timings": {stage: rounded(seconds) for stage, seconds in self.timings.items()},
             "warnings": list(self.warnings),
         }
 
 
-def _round(value: float) -> float:
-    """Seconds rounded to milliseconds for output."""
+def rounded(value: float) -> float:
+    """A number as the JSON output gives it: seconds to the millisecond, scores to 0.001."""
     return round(float(value), 3)
 
 
@@ -246,7 +248,7 @@ def analyze_file(
         source: local path or http(s) stream URL.
         options: what to do.
         progress: called with the fraction done (0-1).
-        analyzers: model families to run on the sample frames (none yet).
+        analyzers: model families to run on the sample frames.
 
     Raises:
         MediaError: the video cannot be opened or not a single frame decodes. A video that

@@ -15,6 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from tagger import families
 from tagger.detections import PerformerMatch
 from tagger.faces.gallery import SCENE_FACES, Gallery, GalleryReport
 from tagger.faces.match import (
@@ -188,8 +189,8 @@ class PerformerRecognition:
         headers: dict[str, str] | None,
     ) -> None:
         """JPEG crops of faces (key, (time, box in analysis-frame pixels)); a failure is a warning."""
-        from tagger.engine.evidence import decode_at
         from tagger.errors import MediaError
+        from tagger.media.seek import decode_at
         from tagger.media.video import probe
 
         size = result.record.frame_size
@@ -309,7 +310,7 @@ class PerformerRecognition:
 
 def faces_analyzer(engine: Any) -> Any | None:
     """The engine's faces analyzer (with its version), if faces are analysed."""
-    return next((a for a in engine.analyzers if a.name == "faces"), None)
+    return next((a for a in engine.analyzers if a.name == families.FACES), None)
 
 
 def identities_to_dict(identities: Sequence[TrackIdentity]) -> list[dict[str, Any]]:

@@ -336,7 +336,7 @@ def _run_pass(source: str, plan: SamplingPlan, state: _PassState,
         reporter = _Progress(config.progress, info.duration)
         allow_seek = plan.mode == "interval" and config.observe is None
         for frame in _decoded_frames(container, stream, state, targets if allow_seek else None):
-            t = _frame_time(frame, info)
+            t = frame_time(frame, info)
             if state.last_time is not None and t <= state.last_time:
                 continue  # re-decoded after a backward seek landing
             sample = _sample_reason(frame, t, plan, targets, config, info)
@@ -370,10 +370,11 @@ def _sample_reason(frame: av.VideoFrame, t: float, plan: SamplingPlan, targets: 
     return "interval" if on_target else None
 
 
-def _frame_time(frame: av.VideoFrame, info: VideoInfo) -> float:
-    """Presentation time in seconds relative to the container start."""
+def frame_time(frame: av.VideoFrame, info: VideoInfo) -> float:
+    """Presentation time in seconds relative to the container start (every reader of frames uses
+    this one, so a detection's time finds its own frame again)."""
     if frame.pts is None or frame.time_base is None:
-        raise MediaError(f"{info.source}: a frame has no timestamp; cannot time samples")
+        raise MediaError(f"{info.source}: a frame has no timestamp; cannot tell where it is in the video")
     return max(0.0, float(frame.pts * frame.time_base) - info.start_time)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from tagger import families
 from tagger.analyzers import build_analyzers
 from tagger.errors import ConfigError
 from tagger.faces.recognition import PerformerRecognition
@@ -15,13 +16,13 @@ from tagger.run.context import RunContext
 def gallery(context: RunContext, args: dict[str, Any]) -> dict[str, Any]:
     """Build or refresh the performer face gallery from Stash's performer images, then group the
     unknown faces of tagged scenes into suggested performers."""
-    if "faces" not in context.config.analyzers:
+    if families.FACES not in context.config.analyzers:
         raise ConfigError(
             "analyzers: 'faces' is off, so there is no face gallery; add faces to the analyzers"
         )
     context.client.use_api_key_if_set()
     (faces,) = build_analyzers(
-        replace(context.config, analyzers=("faces",)), context.data_dir, context.log.log
+        replace(context.config, analyzers=(families.FACES,)), context.data_dir, context.log.log
     )
     recognition = PerformerRecognition(context.store, context.client, faces, context.log.log)
     with context.store.recorded_run("gallery") as run_id:

@@ -28,6 +28,7 @@ from tagger.decide.studio import StudioName
 from tagger.engine.engine import Engine
 from tagger.errors import ConfigError, StashError
 from tagger.faces.recognition import PerformerRecognition, faces_analyzer
+from tagger.run.args import optional_whole
 from tagger.run.context import AnalysisExecutor, RunContext
 from tagger.run.executor import analysis_executor
 from tagger.run.gallery import gallery
@@ -77,7 +78,7 @@ def tag_scenes(context: RunContext, selection: str, args: dict[str, Any], *, dry
     """Analyse the selected scenes, plan each against Stash and apply the plan (unless ``dry_run``)."""
     if selection not in SELECTIONS:
         raise ConfigError(f"selection: {selection!r} is not one of {', '.join(SELECTIONS)}")
-    limit = optional_int(args, "limit")
+    limit = optional_whole(args, "limit")
     context.client.use_api_key_if_set()  # an hour-long run must outlive the session cookie
     if selection == "queue" and not dry_run:
         # Before the queue is read: an import from now on asks for a task of its own.
@@ -248,16 +249,3 @@ def _queued_scenes(context: RunContext) -> tuple[Iterator[StashScene], int]:
             yield scene
 
     return scenes(), len(queued)
-
-
-def optional_int(args: dict[str, Any], key: str) -> int | None:
-    value = args.get(key)
-    if value in (None, ""):
-        return None
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{key}: {value!r} is not a whole number") from None
-    if number < 0:
-        raise ConfigError(f"{key}: {value!r} must be 0 or more")
-    return number

@@ -24,6 +24,7 @@ import math
 from typing import Any
 
 from tagger.errors import ConfigError, MediaError
+from tagger.run.args import required_text, required_whole, whole
 from tagger.run.context import RunContext
 from tagger.writeback.review import ReviewQueue
 from tagger.writeback.session import write_lock, writing_run
@@ -39,8 +40,8 @@ def review(context: RunContext, args: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"action: {action!r} is not one of {', '.join(ACTIONS)}")
     queue = ReviewQueue(context.store)
     if action == "list":
-        page = _whole(args, "page", 1, 1, 10**9)
-        per_page = _whole(args, "per_page", 25, 1, MAX_PER_PAGE)
+        page = whole(args, "page", default=1, low=1, high=10**9)
+        per_page = whole(args, "per_page", default=25, low=1, high=MAX_PER_PAGE)
         scene_id = str(args["scene_id"]) if args.get("scene_id") not in (None, "") else None
         count, items = queue.list(
             scene_id=scene_id, status=str(args.get("status") or "pending"), page=page, per_page=per_page
@@ -57,7 +58,7 @@ def review(context: RunContext, args: dict[str, Any]) -> dict[str, Any]:
         return scene_results(context, _scene_id(args))
     if action == "evidence":
         return evidence(context, _scene_id(args), args.get("times"))
-    suggestion_id = _whole(args, "id", None, 1, 2**62)
+    suggestion_id = required_whole(args, "id", low=1, high=2**62, hint="give the suggestion's id")
     suggestion = queue.get(suggestion_id)
     if suggestion is None:
         raise ConfigError(
@@ -161,10 +162,7 @@ def _accept(context: RunContext, queue: ReviewQueue, suggestion: Any) -> dict[st
 
 
 def _scene_id(args: dict[str, Any]) -> str:
-    scene_id = str(args.get("scene_id") or "").strip()
-    if not scene_id:
-        raise ConfigError("scene_id: missing; give the id of the scene")
-    return scene_id
+    return required_text(args, "scene_id", hint="give the id of the scene")
 
 
 def scene_results(context: RunContext, scene_id: str) -> dict[str, Any]:
@@ -193,7 +191,8 @@ def scene_results(context: RunContext, scene_id: str) -> dict[str, Any]:
         "action": "scene",
         "scene_id": scene_id,
         "tags": [
-            {"id": t.tag_id, "name": t.name, "confirmed": t.confirmed, **reasons.get(("tag", t.tag_id), {})}
+            {"id": t.tag_id, "name": t.name, "source": t.source, "confirmed": t.confirmed,
+             **reasons.get(("tag", t.tag_id), {})}
             for t in owned.tags.values()
         ],
         "markers": [
@@ -203,6 +202,7 @@ def scene_results(context: RunContext, scene_id: str) -> dict[str, Any]:
                 "seconds": m.state.seconds,
                 "end_seconds": m.state.end_seconds,
                 "tag": m.tag_name,
+                "source": m.source,
                 **reasons.get(("marker", m.marker_id), {}),
             }
             for m in owned.markers.values()
@@ -239,7 +239,7 @@ def evidence(context: RunContext, scene_id: str, times: Any) -> dict[str, Any]:
 
     import cv2
 
-    from tagger.engine.evidence import decode_at, thumb_size
+    from tagger.media.seek import decode_at, thumb_size
     from tagger.media.video import probe
     from tagger.stashside.stash import media_source
 
@@ -288,18 +288,3 @@ def _evidence_times(times: Any) -> list[float]:
         if t < 0:
             raise ConfigError(f"times: {t!r} is before the start of the scene")
     return [round(float(t), 6) for t in times]
-
-
-def _whole(args: dict[str, Any], key: str, default: int | None, low: int, high: int) -> int:
-    value = args.get(key)
-    if value in (None, ""):
-        if default is None:
-            raise ConfigError(f"{key}: missing; give the suggestion's id")
-        return default
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{key}: {value!r} is not a whole number") from None
-    if not low <= number <= high:
-        raise ConfigError(f"{key}: {value!r} is out of range; allowed: {low}..{high}")
-    return number

@@ -21,11 +21,9 @@ from tagger.config import (
 from tagger.run.context import RunContext
 from tagger.run.modes import run_mode
 from tagger.stashside.filelock import FileLock
-from tagger.stashside.protocol import PluginInput, StashLog
+from tagger.stashside.protocol import PLUGIN_ID, PluginInput, StashLog
 from tagger.stashside.stash import StashClient
 from tagger.stashside.store import Store
-
-PLUGIN_ID = "ai_tagger"
 
 
 def load_config(plugin_dir: Path, client: StashClient | None, log: StashLog, *,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tagger import families
 from tagger.config import Config
 from tagger.engine.engine import Engine, EngineResult, analyzer_version
 from tagger.errors import GraphQLError, LockedError, StashAuthError, StashUnreachableError, report_unexpected
@@ -227,12 +228,12 @@ def findings_of(result: EngineResult, engine: Engine, performers: tuple[Performe
     """The planner's view of an engine result: decisions, which analyzers ran, what was seen, why."""
     decisions = result.decisions
     sources = {a.name for a in engine.analyzers}
-    if "shots" in engine.config.analyzers:
-        sources.add("shots")
+    if families.SHOTS in engine.config.analyzers:
+        sources.add(families.SHOTS)
     evidence: dict[str, list[float]] = {}
     for tag in [*decisions.tags, *decisions.review_tags]:
-        hits = sorted(
-            (d for d in result.detections if d.kind == "content" and d.label == tag.label),
+        hits = sorted(  # a tagging family's detections are of its own name
+            (d for d in result.detections if d.kind == tag.source and d.label == tag.label),
             key=lambda d: -d.score,
         )
         evidence[tag_key(tag.name)] = sorted(d.time for d in hits[:5])

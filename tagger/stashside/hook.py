@@ -24,13 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from tagger.errors import ConfigError
-from tagger.stashside.protocol import PluginInput, StashLog
+from tagger.stashside.protocol import PLUGIN_ID, PluginInput, StashLog
 from tagger.stashside.store import Store
 
 QUEUE_ON = ("Scene.Create.Post",)
 """Hook types that put a scene on the queue."""
 
-PLUGIN_ID = "ai_tagger"
 QUEUE_TASK = "Tag queued scenes"
 """The manifest's task for ``mode: queue``."""
 

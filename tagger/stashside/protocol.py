@@ -28,6 +28,9 @@ LEVELS = {"trace": "t", "debug": "d", "info": "i", "warning": "w", "error": "e"}
 MAX_LOG_LINE = 2000
 """Characters per stderr line. Stash breaks at 64 KiB; short lines keep its log readable."""
 
+PLUGIN_ID = "ai_tagger"
+"""Stash's id for the plugin: the manifest's file name without .yml (settings, tasks, the zip)."""
+
 PLUGIN_INPUT_ENV = "AI_TAGGER_PLUGIN_INPUT"
 """Environment variable that carries the stdin JSON across a re-exec into the plugin's venv."""
 

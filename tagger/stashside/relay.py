@@ -38,7 +38,7 @@ from types import FrameType
 from typing import Any
 
 from tagger.errors import TaggerError
-from tagger.stashside.protocol import PluginInput, StashLog
+from tagger.stashside.protocol import PLUGIN_ID, PluginInput, StashLog
 
 ON_WORKER_ENV = "AI_TAGGER_ON_WORKER"
 """Set on the worker for its jobs: they run there and are never forwarded again."""
@@ -118,14 +118,14 @@ def _from_stash_settings(plugin_input: PluginInput, data_dir: Path) -> dict[str,
                 settings = cached_settings(store, hook_client(plugin_input), time.time())
                 if settings.get("workerUrl") and "workerToken" not in settings:
                     # The cache keeps no secret: a worker configured in Stash needs its token asked.
-                    settings = hook_client(plugin_input).plugin_settings("ai_tagger")
+                    settings = hook_client(plugin_input).plugin_settings(PLUGIN_ID)
             except StashError:
                 settings = {}  # the hook runs here, keeps the scene queued and says Stash is away
     else:
         from tagger.stashside.stash import StashClient
 
         client = StashClient(url=plugin_input.server.url, session_cookie=plugin_input.server.session_cookie)
-        settings = client.plugin_settings("ai_tagger")
+        settings = client.plugin_settings(PLUGIN_ID)
     return {
         key: str(settings[name])
         for name, key in SETTING_KEYS.items()

@@ -253,17 +253,35 @@ class Applier:
     def apply(self, plan: ScenePlan, reason: dict[str, Any] | None = None) -> Applied:
         """Send every change of ``plan``, journaled. ``reason`` is added to each row's reason
         (e.g. that the user accepted a suggestion)."""
-        scene_id = plan.scene_id
-        done = Applied(scene_id)
         extra = reason or {}
+        done = Applied(plan.scene_id)
         created_before = len(self.created)
         ids = self.ensure_tags(plan.tags_to_create()) if plan.tags_to_create() else {}
         done.tags_created = self.created[created_before:]
+        self._record_declines(plan)
+        done.tags_added = self._add_tags(plan, ids, extra)
+        done.tags_removed = self._remove_tags(plan)
+        done.performers_added = self._add_performers(plan, extra)
+        done.markers_created = self._create_markers(plan, ids, extra)
+        done.markers_updated = self._update_markers(plan)
+        done.markers_removed = self._remove_markers(plan)
+        done.studio = self._set_studio(plan, extra)
+        return done
+
+    def _tag_id(self, name: str, known: str | None, ids: dict[str, str]) -> str:
+        """The id of a planned tag: the plan's, else the one resolved or created for this plan."""
+        tag_id = known or ids.get(tag_key(name)) or self._tag_ids.get(tag_key(name))
+        if tag_id is None:
+            raise StashError(f"tag {name!r} could not be found or created in Stash")
+        return tag_id
+
+    def _record_declines(self, plan: ScenePlan) -> None:
+        """Journal what the user removed, so that it is never added again."""
         for decline in plan.declines:
             self.journal.record(
                 Intent(
                     Action.DECLINE,
-                    scene_id,
+                    plan.scene_id,
                     payload={
                         "key": decline.key,
                         "what": decline.what,
@@ -271,62 +289,73 @@ class Applier:
                     },
                 )
             )
-            self.log("info", f"scene {scene_id}: the user removed {decline.what}; it will not be added again")
+            self.log("info", f"scene {plan.scene_id}: the user removed {decline.what}; "
+                             "it will not be added again")
 
-        def tag_id_of(name: str, known: str | None) -> str:
-            tag_id = known or ids.get(tag_key(name)) or self._tag_ids.get(tag_key(name))
-            if tag_id is None:
-                raise StashError(f"tag {name!r} could not be found or created in Stash")
-            return tag_id
-
-        adds = [(change, tag_id_of(change.name, change.tag_id)) for change in plan.add_tags]
+    def _add_tags(self, plan: ScenePlan, ids: dict[str, str], extra: dict[str, Any]) -> list[str]:
+        """Add the plan's tags in one mutation (each tag once); returns their names."""
+        scene_id = plan.scene_id
+        adds = [(change, self._tag_id(change.name, change.tag_id, ids)) for change in plan.add_tags]
         adds = list({tid: (c, tid) for c, tid in adds}.values())
-        if adds:
-            intents = [
-                Intent(
-                    Action.ADD_TAG,
-                    scene_id,
-                    tid,
-                    {"name": c.name, "source": c.source, **_flags(extra)},
-                    reason={**c.reason, **extra},
-                )
-                for c, tid in adds
-            ]
-            self._step(intents, lambda: self.client.change_scene_tags(scene_id, [t for _, t in adds], "ADD"))
-            done.tags_added = [c.name for c, _ in adds]
+        if not adds:
+            return []
+        intents = [
+            Intent(
+                Action.ADD_TAG,
+                scene_id,
+                tid,
+                {"name": c.name, "source": c.source, **_flags(extra)},
+                reason={**c.reason, **extra},
+            )
+            for c, tid in adds
+        ]
+        self._step(intents, lambda: self.client.change_scene_tags(scene_id, [t for _, t in adds], "ADD"))
+        return [c.name for c, _ in adds]
+
+    def _remove_tags(self, plan: ScenePlan) -> list[str]:
+        """Take back the tagger's tags no longer found, in one mutation; returns their names."""
+        scene_id = plan.scene_id
         removes = [(c, c.tag_id) for c in plan.remove_tags if c.tag_id]
-        if removes:
-            intents = [
-                Intent(Action.REMOVE_TAG, scene_id, tid, {"name": c.name}, reason={"why": "no longer found"})
-                for c, tid in removes
-            ]
-            self._step(
-                intents,
-                lambda: self.client.change_scene_tags(scene_id, [str(t) for _, t in removes], "REMOVE"),
+        if not removes:
+            return []
+        intents = [
+            Intent(Action.REMOVE_TAG, scene_id, tid, {"name": c.name}, reason={"why": "no longer found"})
+            for c, tid in removes
+        ]
+        self._step(
+            intents,
+            lambda: self.client.change_scene_tags(scene_id, [str(t) for _, t in removes], "REMOVE"),
+        )
+        return [c.name for c, _ in removes]
+
+    def _add_performers(self, plan: ScenePlan, extra: dict[str, Any]) -> list[str]:
+        """Add the plan's performers in one mutation; returns their names."""
+        scene_id = plan.scene_id
+        people = plan.add_performers
+        if not people:
+            return []
+        intents = [
+            Intent(
+                Action.ADD_PERFORMER,
+                scene_id,
+                p.performer_id,
+                {"name": p.name, "source": p.source, **_flags(extra)},
+                reason={**p.reason, **extra},
             )
-            done.tags_removed = [c.name for c, _ in removes]
-        if plan.add_performers:
-            people = plan.add_performers
-            intents = [
-                Intent(
-                    Action.ADD_PERFORMER,
-                    scene_id,
-                    p.performer_id,
-                    {"name": p.name, "source": p.source, **_flags(extra)},
-                    reason={**p.reason, **extra},
-                )
-                for p in people
-            ]
-            self._step(
-                intents,
-                lambda: self.client.change_scene_performers(
-                    scene_id, [p.performer_id for p in people], "ADD"
-                ),
-            )
-            done.performers_added = [p.name for p in people]
+            for p in people
+        ]
+        self._step(
+            intents,
+            lambda: self.client.change_scene_performers(scene_id, [p.performer_id for p in people], "ADD"),
+        )
+        return [p.name for p in people]
+
+    def _create_markers(self, plan: ScenePlan, ids: dict[str, str], extra: dict[str, Any]) -> int:
+        """Create the plan's markers, one mutation each (Stash has no bulk create); returns how many."""
+        scene_id = plan.scene_id
         for marker in plan.create_markers:
             state = MarkerState(
-                marker.title, marker.seconds, marker.end_seconds, tag_id_of(marker.tag, marker.tag_id)
+                marker.title, marker.seconds, marker.end_seconds, self._tag_id(marker.tag, marker.tag_id, ids)
             )
             intent = Intent(
                 Action.CREATE_MARKER,
@@ -342,12 +371,15 @@ class Applier:
                     )
                 ],
             )
-            done.markers_created += 1
+        return len(plan.create_markers)
+
+    def _update_markers(self, plan: ScenePlan) -> int:
+        """Move the tagger's markers whose span changed, one mutation each; returns how many."""
         for update in plan.update_markers:
             after = update.after
             intent = Intent(
                 Action.UPDATE_MARKER,
-                scene_id,
+                plan.scene_id,
                 update.marker_id,
                 {"state": after.to_dict()},
                 before={"state": update.before.to_dict()},
@@ -359,24 +391,30 @@ class Applier:
                     m, a.title, a.seconds, a.end_seconds
                 ),
             )
-            done.markers_updated += 1
+        return len(plan.update_markers)
+
+    def _remove_markers(self, plan: ScenePlan) -> int:
+        """Destroy the tagger's markers no longer found, in one mutation; returns how many."""
         if plan.remove_markers:
-            self._destroy_markers(scene_id, [(m.marker_id, m.state) for m in plan.remove_markers],
+            self._destroy_markers(plan.scene_id, [(m.marker_id, m.state) for m in plan.remove_markers],
                                   "no longer found")
-            done.markers_removed = len(plan.remove_markers)
-        if plan.set_studio is not None:
-            studio = plan.set_studio
-            intent = Intent(
-                Action.SET_STUDIO,
-                scene_id,
-                studio.studio_id,
-                {"name": studio.name, **_flags(extra)},
-                before={"studio_id": studio.before, "previous": studio.previous},
-                reason={**studio.reason, **extra},
-            )
-            self._step([intent], lambda: self.client.set_scene_studio(scene_id, studio.studio_id))
-            done.studio = studio.name
-        return done
+        return len(plan.remove_markers)
+
+    def _set_studio(self, plan: ScenePlan, extra: dict[str, Any]) -> str | None:
+        """Set the plan's studio, if it has one; returns its name."""
+        studio = plan.set_studio
+        if studio is None:
+            return None
+        intent = Intent(
+            Action.SET_STUDIO,
+            plan.scene_id,
+            studio.studio_id,
+            {"name": studio.name, **_flags(extra)},
+            before={"studio_id": studio.before, "previous": studio.previous},
+            reason={**studio.reason, **extra},
+        )
+        self._step([intent], lambda: self.client.set_scene_studio(plan.scene_id, studio.studio_id))
+        return studio.name
 
     # ---- crash recovery --------------------------------------------------------------------
 

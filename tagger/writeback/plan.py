@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from tagger import families
 from tagger.detections import PerformerMatch
 from tagger.writeback.journal import Action, JournalEntry
 
@@ -44,15 +45,11 @@ USER_MARKER_IOU = 0.5
 """A marker the user made with the same primary tag, overlapping a finding at least this much
 (intersection over union), already says what the finding says: the tagger adds none."""
 
-SHOT_SOURCE, CONTENT_SOURCE, STUDIO_SOURCE, PERFORMER_SOURCE, STATUS_SOURCE = (
-    "shots",
-    "content",
-    "text",
-    "faces",
-    "status",
-)
-"""Which analyzer a change comes from (the config's analyzer names; ``status`` for status tags).
-A change is only taken back when its source ran again and no longer finds it."""
+SHOT_SOURCE, STUDIO_SOURCE, PERFORMER_SOURCE = families.SHOTS, families.TEXT, families.FACES
+STATUS_SOURCE = "status"
+"""Which family a change comes from (the config's analyzer names; ``status`` for status tags).
+Scene tags and markers carry their family in their decision's ``source``. A change is only taken
+back when its source ran again and no longer finds it."""
 
 
 def tag_key(name: str) -> str:
@@ -493,16 +490,50 @@ def plan_scene(
         options: planning settings.
     """
     declines = _declines(scene, owned)
-    declined = owned.declined | {d.key for d in declines}
-    declined_spans = [*owned.declined_spans, *(DeclinedSpan(*d.span) for d in declines if d.span is not None)]
     gone = {d.key for d in declines}
-    live_tags = {
-        i: t for i, t in owned.tags.items() if f"tag:{tag_key(t.name)}" not in gone and i in scene.tag_ids
-    }
-    unchanged = 0
+    declined = owned.declined | gone
+    declined_spans = [*owned.declined_spans, *(DeclinedSpan(*d.span) for d in declines if d.span is not None)]
 
+    add_tags, wanted_tag_keys, tags_unchanged = _plan_tags(scene, findings, tag_ids, declined, options)
+    remove_tags = _plan_tags_taken_back(scene, findings, owned, gone, wanted_tag_keys, options)
+    create, update, remove, markers_kept = _plan_markers(
+        scene, findings, tag_ids, owned, declined_spans, gone, options
+    )
+    add_performers, performer_suggestions, performers_unchanged = _plan_performers(
+        scene, findings, declined, options
+    )
+    studio, studio_suggestion, studio_unchanged = _plan_studio(scene, findings, owned, declined, options)
+    tag_suggestions = _suggest_review_tags(scene, findings, tag_ids, declined, wanted_tag_keys, options)
+    studio_suggestions = [studio_suggestion] if studio_suggestion is not None else []
+    suggestions = [*performer_suggestions, *studio_suggestions, *tag_suggestions]
+    return ScenePlan(
+        scene_id=scene.id,
+        add_tags=tuple(add_tags),
+        remove_tags=tuple(remove_tags),
+        add_performers=tuple(add_performers),
+        create_markers=tuple(create),
+        update_markers=tuple(update),
+        remove_markers=tuple(remove),
+        set_studio=studio,
+        declines=tuple(declines),
+        suggestions=tuple(suggestions),
+        unchanged=tags_unchanged + markers_kept + performers_unchanged + studio_unchanged,
+    )
+
+
+def _plan_tags(
+    scene: SceneState,
+    findings: Findings,
+    tag_ids: Mapping[str, str],
+    declined: set[str],
+    options: PlanOptions,
+) -> tuple[list[TagChange], set[str], int]:
+    """Scene tags to add: the allowed findings and the status tag, unless the scene has them or
+    the user removed them. Returns (the additions, ``tag_key`` of every tag wanted, how many the
+    scene already has)."""
     add_tags: list[TagChange] = []
     wanted_tag_keys: set[str] = set()
+    unchanged = 0
     for tag in findings.tags:
         if not _allowed(options, tag.name, tag.label):
             continue
@@ -516,13 +547,13 @@ def plan_scene(
                 TagChange(
                     tag.name,
                     tag_id,
-                    CONTENT_SOURCE,
+                    tag.source,
                     {
                         "label": tag.label,
                         "score": round(tag.score, 3),
                         "seconds": round(tag.seconds, 1),
                         "share": round(tag.share, 3),
-                        "model": findings.models.get(CONTENT_SOURCE, ""),
+                        "model": findings.models.get(tag.source, ""),
                         "evidence": [round(t, 2) for t in findings.evidence.get(key, ())],
                     },
                 )
@@ -533,21 +564,42 @@ def plan_scene(
         tag_id = tag_ids.get(key)
         if (tag_id is None or tag_id not in scene.tag_ids) and f"tag:{key}" not in declined:
             add_tags.append(TagChange(options.status_tag, tag_id, STATUS_SOURCE, {}))
-    remove_tags = tuple(
+    return add_tags, wanted_tag_keys, unchanged
+
+
+def _plan_tags_taken_back(
+    scene: SceneState,
+    findings: Findings,
+    owned: Owned,
+    gone: set[str],
+    wanted_tag_keys: set[str],
+    options: PlanOptions,
+) -> list[TagChange]:
+    """The tagger's scene tags, still on the scene, that a whole analysis by their source no
+    longer finds (never one the user accepted)."""
+    live_tags = [
+        t for i, t in owned.tags.items() if f"tag:{tag_key(t.name)}" not in gone and i in scene.tag_ids
+    ]
+    sources = findings.sources | ({STATUS_SOURCE} if options.status_tag else set())
+    return [
         TagChange(t.name, t.tag_id, t.source)
-        for t in live_tags.values()
+        for t in live_tags
         if findings.whole
-        and t.source in findings.sources | ({STATUS_SOURCE} if options.status_tag else set())
+        and t.source in sources
         and not t.confirmed
         and tag_key(t.name) not in wanted_tag_keys
-    )
+    ]
 
-    create, update, remove, kept = _plan_markers(
-        scene, findings, tag_ids, owned, declined_spans, gone, options
-    )
-    unchanged += kept
+
+def _plan_performers(
+    scene: SceneState, findings: Findings, declined: set[str], options: PlanOptions
+) -> tuple[list[PerformerChange], list[Suggestion], int]:
+    """Recognised performers: added above the auto bar, suggested below it, unless the scene has
+    them or the user removed or rejected them. Returns (additions, suggestions, how many the
+    scene already has)."""
     add_performers: list[PerformerChange] = []
     suggestions: list[Suggestion] = []
+    unchanged = 0
     for match in findings.performers:
         key = f"performer:{match.performer_id}"
         if match.performer_id in scene.performer_ids:
@@ -573,11 +625,20 @@ def plan_scene(
                     {"performer_id": match.performer_id, "name": match.name},
                 )
             )
+    return add_performers, suggestions, unchanged
 
-    studio, studio_suggestion, studio_unchanged = _plan_studio(scene, findings, owned, declined, options)
-    unchanged += studio_unchanged
-    if studio_suggestion is not None:
-        suggestions.append(studio_suggestion)
+
+def _suggest_review_tags(
+    scene: SceneState,
+    findings: Findings,
+    tag_ids: Mapping[str, str],
+    declined: set[str],
+    wanted_tag_keys: set[str],
+    options: PlanOptions,
+) -> list[Suggestion]:
+    """Scene tags found only in the review band, as suggestions: not one that is added anyway,
+    the scene has, or the user removed or rejected."""
+    suggestions: list[Suggestion] = []
     for tag in findings.review_tags:
         key = tag_key(tag.name)
         tag_id = tag_ids.get(key)
@@ -598,24 +659,13 @@ def plan_scene(
                 {
                     "name": tag.name,
                     "label": tag.label,
+                    "source": tag.source,
                     "seconds": round(tag.seconds, 1),
                     "evidence": [round(t, 2) for t in findings.evidence.get(key, ())],
                 },
             )
         )
-    return ScenePlan(
-        scene_id=scene.id,
-        add_tags=tuple(add_tags),
-        remove_tags=remove_tags,
-        add_performers=tuple(add_performers),
-        create_markers=tuple(create),
-        update_markers=tuple(update),
-        remove_markers=tuple(remove),
-        set_studio=studio,
-        declines=tuple(declines),
-        suggestions=tuple(suggestions),
-        unchanged=unchanged,
-    )
+    return suggestions
 
 
 def _allowed(options: PlanOptions, name: str, label: str | None = None) -> bool:
