@@ -26,7 +26,7 @@ from tagger.engine.cache import oshash
 from tagger.run.maintenance import current_keys
 from tests.stash_server import PluginRun, StashTestServer, load_manifest, run_plugin, task_args
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = load_manifest(ROOT / "ai_tagger.yml")
 TASK_FOR_MODE = {task["defaultArgs"]["mode"]: task["name"] for task in MANIFEST["tasks"]}
 SETTINGS = {"AI_TAGGER_ANALYZERS": "shots", "AI_TAGGER_INTERVAL": "0.1"}

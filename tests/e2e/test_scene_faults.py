@@ -23,7 +23,7 @@ from tagger.media.sample import make_sample_video
 from tagger.run.write_scene import MAX_FAILURES
 from tests.stash_server import PluginRun, StashTestServer, load_manifest, run_plugin, task_args
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = load_manifest(ROOT / "ai_tagger.yml")
 TASK_FOR_MODE = {task["defaultArgs"]["mode"]: task["name"] for task in MANIFEST["tasks"]}
 SHOTS_ONLY = {"analyzers": "shots", "shotMarkers": True}

@@ -18,7 +18,7 @@ from tagger.errors import LockedError
 from tagger.stashside.filelock import FileLock
 from tagger.stashside.store import Store
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_queue_is_oldest_first_and_a_scene_is_queued_once(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ import pytest
 from tagger.media.sample import make_sample_video
 from tests.stash_server import PluginRun, StashTestServer, load_manifest, run_plugin, task_args
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = load_manifest(ROOT / "ai_tagger.yml")
 TASK_FOR_MODE = {task["defaultArgs"]["mode"]: task["name"] for task in MANIFEST["tasks"]}
 CONFIG = "analyzers: [faces]\n"

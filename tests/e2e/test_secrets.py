@@ -22,7 +22,7 @@ from tagger.redact import MASK, redact, register_secret, url_without_secrets
 from tagger.stashside.stash import StashClient, StashScene
 from tests.stash_server import StashTestServer, load_manifest, run_plugin, task_args
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = load_manifest(ROOT / "ai_tagger.yml")
 TAG_ALL = next(task["name"] for task in MANIFEST["tasks"] if task["defaultArgs"]["mode"] == "all")
 

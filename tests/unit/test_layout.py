@@ -9,7 +9,7 @@ import ast
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "tagger"
 
 LAYERS = ("", "stashside", "media", "decide", "analyzers", "engine", "writeback", "faces", "run", "apps")
@@ -150,3 +150,25 @@ def test_the_length_check_sees_a_long_function(tmp_path: Path) -> None:
     assert functions_over(MAX_FUNCTION_LINES, {"long": path}) == [
         f"long.long ({MAX_FUNCTION_LINES + 1} lines, line 5)"
     ]
+
+
+def figures() -> str:
+    """The package's shape in numbers: modules, import edges, import levels, circles, upward imports."""
+    edges = graph()
+    levels: dict[str, int] = {}
+
+    def level(module: str) -> int:  # the longest chain of imports below a module (no circles here)
+        if module not in levels:
+            levels[module] = 1 + max((level(t) for t in edges[module]), default=0)
+        return levels[module]
+
+    upward = sum(layer(t) > layer(s) for s, targets in edges.items() for t in targets)
+    circles = cycles(edges)
+    deepest = max(level(m) for m in edges) if not circles else "n/a (circles)"
+    imports = sum(map(len, edges.values()))
+    return (f"{len(edges)} modules in {len(LAYERS)} stage folders, {imports} import edges, "
+            f"{deepest} levels, {len(circles)} circles, {upward} upward imports")
+
+
+if __name__ == "__main__":  # python -m tests.unit.test_layout
+    print(figures())

@@ -10,7 +10,7 @@ import yaml
 from tagger.config import OPTIONS, Config, build_config, defaults, read_config_file, settings_to_raw
 from tagger.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_later_layers_win(tmp_path: Path) -> None:

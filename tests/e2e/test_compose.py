@@ -20,7 +20,7 @@ import yaml
 from tagger.config import Config, PathMapping, build_config, env_to_raw
 from tagger.stashside.relay import ENV_KEYS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.example.yaml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 WORKERS = ("ai-tagger-worker", "ai-tagger-worker-gpu")

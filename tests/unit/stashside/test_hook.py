@@ -13,7 +13,7 @@ from tagger.stashside.protocol import PluginInput, ServerConnection, StashLog
 from tagger.stashside.store import Store
 from tests.stash_server import StashTestServer, hook_args, load_manifest, run_plugin
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 MANIFEST = load_manifest(ROOT / "ai_tagger.yml")
 
 

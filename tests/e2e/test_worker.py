@@ -24,12 +24,12 @@ from typing import Any
 import pytest
 
 from tagger.apps.worker import MAX_BODY, MAX_DEPTH
+from tests.e2e.test_writeback_plugin import CONFIG, canonical, seeded_server, videos  # noqa: F401 - fixture
 from tests.polling import wait_until
 from tests.stash_server import PluginRun, StashTestServer, hook_args, load_manifest, run_plugin, task_args
-from tests.test_writeback_plugin import CONFIG, canonical, seeded_server, videos  # noqa: F401 - fixture
 from tests.worker_process import TOKEN, Worker, free_port
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = load_manifest(ROOT / "ai_tagger.yml")
 ENDED = ("finished", "failed", "cancelled")
 VARYING = ("run_id", "seconds", "created_at")

@@ -51,7 +51,7 @@ from tagger.media.sample import make_sample_video
 from tests.polling import wait_until
 from tests.stash_server import PluginRun, StashTestServer, load_manifest, run_plugin, task_args
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 UI_DIR = ROOT / "tests" / "ui"
 ARTIFACTS = ROOT / "artifacts" / "ui"
 MANIFEST = load_manifest(ROOT / "ai_tagger.yml")

@@ -112,8 +112,8 @@ class TestRegistry:
 
     @pytest.mark.parametrize(("entry", "message"), [
         ("Bright Ness=x:Y", "is not name=module:Class"),
-        ("brightness=tests.test_families", "is not name=module:Class"),
-        ("content=tests.test_families:Brightness", "'content' is already a family's name"),
+        ("brightness=tests.e2e.test_families", "is not name=module:Class"),
+        ("content=tests.e2e.test_families:Brightness", "'content' is already a family's name"),
     ])
     def test_a_malformed_entry_is_refused(self, monkeypatch: pytest.MonkeyPatch, entry: str,
                                           message: str) -> None:

@@ -28,7 +28,7 @@ from tagger.media.frames import DecodeReport
 from tagger.media.sample import make_sample_video, write_truncated_copy
 from tests.stash_server import PluginRun, StashTestServer, load_manifest, run_plugin, task_args
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = load_manifest(ROOT / "ai_tagger.yml")
 TASK_FOR_MODE = {task["defaultArgs"]["mode"]: task["name"] for task in MANIFEST["tasks"]}
 

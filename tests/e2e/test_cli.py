@@ -13,7 +13,7 @@ import yaml
 
 from tests.stash_server import StashTestServer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONTRACT_KEYS = ["file", "duration", "fps", "frames_analysed", "shots", "technical", "tags", "markers",
                  "faces", "text", "studio", "timings"]
 
