@@ -51,6 +51,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from tagger import families
 from tagger.config import SECRET_OPTIONS, Config
 from tagger.decide.studio import StudioName
 from tagger.errors import (
@@ -376,7 +377,7 @@ def _connect(ray: Any, address: str, data_dir: Path) -> None:
     _probe(address)
     try:
         ray.init(address=address, log_to_driver=False, configure_logging=False,
-                 runtime_env={"working_dir": str(ROOT), "excludes": _excludes(data_dir)})
+                 runtime_env=_runtime_env(data_dir))
     except ValueError as error:
         if "ray[client]" in str(error):
             raise ConfigError(f"ray_address: {address!r} is a Ray Client address, which needs "
@@ -385,6 +386,15 @@ def _connect(ray: Any, address: str, data_dir: Path) -> None:
     except (ConnectionError, RuntimeError, TimeoutError) as error:
         raise ClusterError(f"ray_address {address!r}: cannot join the Ray cluster: "
                            f"{_first_line(error)}") from None
+
+
+def _runtime_env(data_dir: Path) -> dict[str, Any]:
+    """What the cluster's workers run with: the plugin's code, and the families registered from
+    outside the package (``AI_TAGGER_FAMILIES``), which their configuration names."""
+    runtime_env: dict[str, Any] = {"working_dir": str(ROOT), "excludes": _excludes(data_dir)}
+    if os.environ.get(families.ENV_VAR):
+        runtime_env["env_vars"] = {families.ENV_VAR: os.environ[families.ENV_VAR]}
+    return runtime_env
 
 
 def _probe(address: str) -> None:

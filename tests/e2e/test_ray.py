@@ -516,3 +516,32 @@ def test_a_node_that_cannot_see_a_file_streams_it_with_credentials_sent_for_that
     carries_the_key = [API_KEY.encode() in arguments for scene_id, arguments in sent
                        if scene_id == unseen.scene.id]
     assert carries_the_key == [False, True]  # asked without, sent once more with the headers
+
+
+def test_a_family_registered_from_outside_the_package_runs_on_the_cluster(
+        tmp_path: Path, library: dict[str, Path], cluster: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cluster's workers were started before the family was registered here: the variable
+    travels with the run (its runtime environment), not with the workers' own environment."""
+    from tagger.config import build_config
+    from tagger.engine.engine import Engine
+    from tagger.run.context import RunContext
+    from tagger.run.executor import analysis_executor
+    from tagger.stashside.protocol import StashLog
+    from tagger.stashside.stash import StashClient
+    from tests.e2e import test_families
+
+    monkeypatch.setenv("AI_TAGGER_FAMILIES", f"brightness={Path(test_families.__file__)}:Brightness")
+    (tmp_path / "data").mkdir()
+    with StashTestServer() as server:
+        scene_id = server.state.add_scene("dark", path=str(library["empty"]))
+        config = build_config({"ray_address": cluster, "analyzers": ["brightness"]})
+        client = StashClient(url=server.url)
+        context = RunContext(config=config, client=client, store=None,  # type: ignore[arg-type]
+                             log=StashLog(io.StringIO()), data_dir=tmp_path / "data")
+        engine = Engine(config, tmp_path / "data", lambda *_: None)
+        scenes = [client.find_scene(str(scene_id))]
+        with analysis_executor(context) as executor:
+            (analysis,) = list(executor.analyses(engine, scenes, 1))
+    assert analysis.error is None, analysis.error
+    labels = {d.label for d in analysis.result.detections}
+    assert labels and labels <= {"DARK", "BRIGHT"}
