@@ -12,7 +12,7 @@ rules apply without touching the video.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -162,7 +162,7 @@ def run_engine(source: str, options: AnalyzeOptions, analyzers: Sequence[Analyze
     """
     key = fingerprint_of(source, fingerprint) if cache is not None else None
     params = pass_params(options)
-    record = cache.get_pass(key, params) if cache is not None and key else None
+    before = record = cache.get_pass(key, params) if cache is not None and key else None
     if record is not None and not pass_stands(record, local_size(source)):
         record = None  # its detections cover only part of the video: every analyzer runs again
     found: dict[str, list[Detection]] = {}
@@ -176,6 +176,7 @@ def run_engine(source: str, options: AnalyzeOptions, analyzers: Sequence[Analyze
     if record is None or missing:
         result = analyze_file(source, options, analyzers=missing, progress=progress)
         record, timings = _record_of(result, source), dict(result.timings)
+        record = truncation_confirmed(record, before, read_failed=result.report.read_failed)
         found.update(result.detections_by_analyzer)
         if cache is not None and key:
             cache.put_pass(key, params, record)
@@ -191,6 +192,28 @@ def run_engine(source: str, options: AnalyzeOptions, analyzers: Sequence[Analyze
     cached = tuple(a.name for a in analyzers if a not in missing)
     return EngineResult(file=source, record=record, detections=detections, decisions=decisions,
                         timings=timings, cached=cached)
+
+
+SAME_END_S = 0.5
+"""Two reads that ended this close together ended at the same place."""
+
+
+def truncation_confirmed(record: PassRecord, before: PassRecord | None, *, read_failed: bool) -> PassRecord:
+    """A stream that ended early, without a read error, where the last read of the same file (same
+    fingerprint) ended too: the file itself is cut short, not the connection (pure).
+
+    A stream cannot tell a truncated file from a dropped connection the first time; the second
+    read ending at the same place can, and from then on the readable part stands as a local
+    truncated file's does (``pass_stands``), instead of the video being read again on every run.
+    """
+    if (record.stopped != "interrupted" or read_failed or before is None or before.stopped != "interrupted"
+            or record.analysed_end is None or before.analysed_end is None
+            or abs(record.analysed_end - before.analysed_end) > SAME_END_S):
+        return record
+    warnings = [w for w in record.warnings if not w.startswith("reading stopped at")]
+    warnings.append(f"decoding stopped at {record.analysed_end:.1f} s of {record.duration:.1f} s: the file "
+                    "is truncated or corrupt (two reads through Stash's stream ended there)")
+    return replace(record, stopped="truncated", warnings=warnings)
 
 
 def _record_of(result: AnalysisResult, source: str) -> PassRecord:
@@ -300,8 +323,6 @@ def rules_for(config: Config) -> list[RuleSet]:
         ConfigError: ``tags`` names a label no family has, or a field a rule does not know; a
             family cannot be loaded.
     """
-    from dataclasses import replace
-
     from tagger.analyzers import family_class
 
     shift = config.confidence - 0.5
@@ -327,8 +348,6 @@ def rules_for(config: Config) -> list[RuleSet]:
 
 def review_rules_for(rule_sets: Sequence[RuleSet], margin: float) -> list[RuleSet] | None:
     """The review band: every rule's threshold lowered by ``margin`` (None when 0: no band)."""
-    from dataclasses import replace
-
     if margin <= 0:
         return None
     return [RuleSet(s.source, {label: replace(rule, threshold=max(0.01, rule.threshold - margin))

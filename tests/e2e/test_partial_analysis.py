@@ -22,7 +22,7 @@ import cv2
 import pytest
 
 from tagger.engine.cache import AnalysisCache, PassRecord, oshash
-from tagger.engine.engine import pass_stands
+from tagger.engine.engine import pass_stands, truncation_confirmed
 from tagger.engine.one_pass import stop_cause
 from tagger.media.frames import DecodeReport
 from tagger.media.sample import make_sample_video, write_truncated_copy
@@ -100,6 +100,26 @@ class TestPassStands:
 
     def test_a_truncated_file_that_grew_is_analysed_again(self) -> None:
         assert not pass_stands(record("truncated", end=6.0, file_size=1000), file_size=5000)
+
+
+class TestTruncationOverAStream:
+    def test_a_stream_that_ends_where_the_last_read_ended_is_a_truncated_file(self) -> None:
+        again = truncation_confirmed(record("interrupted", end=6.2), record("interrupted", end=6.0),
+                                     read_failed=False)
+        assert again.stopped == "truncated" and again.analysed_end == 6.2
+        assert any("the file is truncated" in warning for warning in again.warnings)
+
+    def test_the_first_early_end_of_a_stream_is_only_an_interruption(self) -> None:
+        assert truncation_confirmed(record("interrupted", end=6.0), None, read_failed=False).stopped == \
+            "interrupted"
+
+    def test_a_stream_that_ends_elsewhere_this_time_was_dropped(self) -> None:
+        assert truncation_confirmed(record("interrupted", end=9.0), record("interrupted", end=6.0),
+                                    read_failed=False).stopped == "interrupted"
+
+    def test_a_read_error_is_a_dropped_connection_wherever_it_happens(self) -> None:
+        assert truncation_confirmed(record("interrupted", end=6.0), record("interrupted", end=6.0),
+                                    read_failed=True).stopped == "interrupted"
 
 
 class TestCachedPasses:
@@ -306,3 +326,22 @@ def test_a_truncated_file_is_reported_tagged_from_its_readable_part_and_not_read
         assert entry["cached"] == ["content"]  # the readable part's pass stands: no decoding
         assert entry["analysed"]["stopped"] == "truncated" and entry["plan"]["remove_tags"] == []
         assert run_tag(server, plugin_dir, data, configs["whole"], mode="untagged").output["scenes"] == []
+
+
+def test_a_truncated_file_only_stash_can_read_is_known_as_truncated_by_its_second_read(
+        plugin_dir: Path, videos: dict[str, Path], data: Path, configs: dict[str, Path]) -> None:
+    cut = videos["cut"]
+    server = StashTestServer(media_paths={STASH_MEDIA: str(cut.parent)})
+    stash_file = {"path": f"{STASH_MEDIA}/{cut.name}", "oshash": oshash(cut)}
+    scene = server.state.add_scene("cut", files=[stash_file])
+    with server:
+        first = run_tag(server, plugin_dir, data, configs["whole"], mode="untagged")
+        assert first.output["scenes"][0]["analysed"]["stopped"] == "interrupted"
+        assert processed(data, scene)[0] == "partial"
+        second = run_tag(server, plugin_dir, data, configs["whole"], mode="untagged")
+        (entry,) = second.output["scenes"]
+        assert entry["analysed"]["stopped"] == "truncated" and second.output["partial"] == 0
+        assert processed(data, scene)[0] == "done"
+        assert "Face Female" in scene_state(server, scene)["tags"]
+        third = run_tag(server, plugin_dir, data, configs["whole"], mode="report", scene_id=str(scene))
+        assert third.output["scenes"][0]["cached"] == ["content"]  # not read a third time
