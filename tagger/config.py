@@ -11,7 +11,10 @@ Standard library only, except that reading a config.yaml imports PyYAML (present
 from __future__ import annotations
 
 import difflib
+import json
 import os
+import re
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -28,6 +31,9 @@ switched on)."""
 
 SAMPLING_MODES = ("interval", "keyframes")
 """How frames are chosen: one per interval (exact), or keyframes only (fast)."""
+
+REMOTE_USES = ("themes", "genre", "description")
+"""What a remote model may be asked for (``remote_models[].use``)."""
 
 SECRET_OPTIONS = ("api_key", "worker_token")
 """Options that hold credentials: masked in ``repr``, known to the redaction, never sent to Ray."""
@@ -47,6 +53,36 @@ class PathMapping:
             rest = path[len(prefix):].lstrip("/\\").replace("\\", "/")
             return str(Path(self.local) / rest) if rest else self.local
         return None
+
+
+@dataclass(frozen=True)
+class RemoteModel:
+    """One model behind an OpenAI-compatible chat API (``remote_models``). Holds where its key is,
+    never the key: ``tagger.analyzers.chat_client`` reads it when it builds a client."""
+
+    name: str
+    base_url: str
+    model: str
+    api_key_env: str = ""
+    api_key_file: str = ""
+    images_per_request: int = 4
+    requests_per_minute: int = 30
+    timeout: float = 60.0
+    max_requests_per_run: int = 500
+    max_tokens_per_run: int = 500_000
+    use: tuple[str, ...] = REMOTE_USES
+
+    @property
+    def host(self) -> str:
+        """The server's host[:port], for messages."""
+        return urllib.parse.urlsplit(self.base_url).netloc
+
+    @property
+    def key_source(self) -> str:
+        """Where the key comes from, in words ("" when the server needs none)."""
+        if self.api_key_env:
+            return f"environment variable {self.api_key_env}"
+        return f"file {self.api_key_file}" if self.api_key_file else ""
 
 
 @dataclass(frozen=True)
@@ -89,6 +125,7 @@ class Config:
     studio_overwrite: bool = False
     status_tags: bool = False
     review_margin: float = 0.15
+    remote_models: tuple[RemoteModel, ...] = ()
 
     def __repr__(self) -> str:
         def shown(name: str) -> str:
@@ -266,6 +303,76 @@ def _names(key: str, value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(i.strip() for i in items if i.strip()))
 
 
+_REMOTE_NAME = re.compile(r"^[a-z0-9_-]+$")
+_REMOTE_LIMITS: dict[str, tuple[type, float, float]] = {
+    "images_per_request": (int, 1, 16),
+    "requests_per_minute": (int, 1, 10_000),
+    "timeout": (float, 0.1, 3600),
+    "max_requests_per_run": (int, 1, 10_000_000),
+    "max_tokens_per_run": (int, 1, 10_000_000_000),
+}
+_REMOTE_KEYS = ("name", "base_url", "model", "api_key_env", "api_key_file", *_REMOTE_LIMITS, "use")
+
+
+def _remote_uses(key: str, value: Any) -> tuple[str, ...]:
+    uses = _names(key, value)
+    wrong = [use for use in uses if use not in REMOTE_USES]
+    if wrong or not uses:
+        shown = repr(wrong[0]) + " is not allowed" if wrong else "must not be empty"
+        raise ConfigError(f"{key}: {shown}; choose from: {', '.join(REMOTE_USES)}")
+    return uses
+
+
+def _remote_model(key: str, item: Any) -> RemoteModel:
+    """One ``remote_models`` entry; ``key`` names it in messages (``remote_models[0]``)."""
+    if not isinstance(item, dict):
+        raise ConfigError(f"{key}: {item!r} is not a mapping of {', '.join(_REMOTE_KEYS)}")
+    if "api_key" in item:
+        register_secret(item["api_key"] if isinstance(item["api_key"], str) else None)
+        raise ConfigError(f"{key}: do not write the API key into the configuration; name where it is "
+                          "with api_key_env (an environment variable) or api_key_file (a file, first line)")
+    unknown = sorted(str(k) for k in item if k not in _REMOTE_KEYS)
+    if unknown:
+        raise ConfigError(f"{key}: unknown key {unknown[0]!r}; allowed: {', '.join(_REMOTE_KEYS)}")
+    missing = [k for k in ("name", "base_url", "model") if not _text(f"{key}.{k}", item.get(k))]
+    if missing:
+        raise ConfigError(f"{key}: {missing[0]!r} is required (name, base_url and model)")
+    name = _text(f"{key}.name", item["name"])
+    if not _REMOTE_NAME.match(name):
+        raise ConfigError(f"{key}.name: {name!r} is not allowed; use a-z, 0-9, '_' and '-'")
+    where = f"remote_models.{name}"
+    values: dict[str, Any] = {k: _number(*_REMOTE_LIMITS[k])(f"{where}.{k}", item[k])
+                              for k in _REMOTE_LIMITS if k in item}
+    env, path = _text(f"{where}.api_key_env", item.get("api_key_env")), _text(f"{where}.api_key_file",
+                                                                                 item.get("api_key_file"))
+    if env and path:
+        raise ConfigError(f"{where}: set api_key_env or api_key_file, not both")
+    if "use" in item:
+        values["use"] = _remote_uses(f"{where}.use", item["use"])
+    base_url = _url(f"{where}.base_url", item["base_url"])
+    return RemoteModel(name=name, base_url=base_url, model=_text(f"{where}.model", item["model"]),
+                       api_key_env=env, api_key_file=path, **values)
+
+
+def _remote_models(key: str, value: Any) -> tuple[RemoteModel, ...]:
+    """Models behind OpenAI-compatible chat APIs: a YAML list, or JSON text (the environment)."""
+    if value in (None, "", []):
+        return ()
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ConfigError(f"{key}: not a JSON list of {{name, base_url, model, ...}}") from None
+    if not isinstance(value, list):
+        raise ConfigError(f"{key}: must be a list of {{name, base_url, model, ...}}")
+    models = [_remote_model(f"{key}[{index}]", item) for index, item in enumerate(value)]
+    names = [model.name for model in models]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ConfigError(f"{key}: the name {twice[0]!r} is used twice; each entry needs its own name")
+    return tuple(models)
+
+
 def _percent(value: Any) -> Any:
     # Stash stores NUMBER settings as integers, so the UI asks for a percentage.
     return value / 100 if isinstance(value, (int, float)) and not isinstance(value, bool) else value
@@ -334,6 +441,10 @@ OPTIONS: tuple[Option, ...] = (
            "<tag_parent>_Error (the tagger's own record is kept either way).", "statusTags"),
     Option("review_margin", _number(float, 0.0, 0.5), "Findings up to this much below a tag's "
            "threshold become suggestions for review (0 = no suggestions)."),
+    Option("remote_models", _remote_models, "Models behind an OpenAI-compatible chat API (Ollama, "
+           "vLLM, LM Studio, a gateway): name, base_url, model, api_key_env or api_key_file, limits, "
+           "use. None by default: nothing is sent anywhere. config.yaml or AI_TAGGER_REMOTE_MODELS "
+           "(JSON) only."),
 )
 """Every configuration key, in the order config.example.yaml documents them."""
 

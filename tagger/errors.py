@@ -19,6 +19,8 @@ traceback in the log.
     ├── WorkerError          the worker cannot be reached, refused us, or went away during a job
     │                        (``tagger.stashside.relay``)
     ├── ClusterError         the Ray cluster (ray_address) cannot be reached or failed the run
+    ├── RemoteModelError     a remote model (remote_models) refused, failed, answered nonsense, or its
+    │                        run's budget or circuit breaker stops further calls
     └── LockedError          another run of the tagger holds the lock
 
 The two defined elsewhere live beside the one module that raises them.
@@ -89,6 +91,13 @@ class MediaError(TaggerError):
 
 class ClusterError(TaggerError):
     """The Ray cluster of ``ray_address`` cannot be reached, or failed in a way no retry mends."""
+
+
+class RemoteModelError(TaggerError):
+    """A model behind an OpenAI-compatible API (``remote_models``) cannot give a usable answer.
+
+    The message names the entry and its host (``tagger.analyzers.chat_client``), never its key.
+    """
 
 
 class LockedError(TaggerError):

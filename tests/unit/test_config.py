@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,54 @@ def test_a_tag_rule_for_a_label_no_analyzer_has_is_refused_naming_it() -> None:
         rules_for(config)
     with pytest.raises(ConfigError, match="tags: must map detector labels to settings"):
         build_config({"tags": {"FEET_EXPOSED": "off"}})
+
+
+REMOTE = {"name": "local", "base_url": "http://127.0.0.1:11434/v1/", "model": "llava:7b"}
+
+
+def test_remote_models_are_none_by_default_and_parse_into_entries_with_defaults() -> None:
+    assert Config().remote_models == ()
+    (model,) = build_config({"remote_models": [{**REMOTE, "api_key_env": "LLM_KEY"}]}).remote_models
+    assert (model.name, model.base_url) == ("local", "http://127.0.0.1:11434/v1")
+    assert model.host == "127.0.0.1:11434"
+    assert (model.images_per_request, model.requests_per_minute, model.timeout) == (4, 30, 60.0)
+    assert (model.max_requests_per_run, model.max_tokens_per_run) == (500, 500_000)
+    assert model.use == ("themes", "genre", "description")
+    assert model.key_source == "environment variable LLM_KEY"
+
+
+def test_remote_models_come_from_the_environment_as_json() -> None:
+    from tagger.config import env_to_raw
+
+    raw = env_to_raw({"AI_TAGGER_REMOTE_MODELS": json.dumps([{**REMOTE, "use": ["genre"]}])})
+    assert build_config(raw).remote_models[0].use == ("genre",)
+
+
+def test_a_literal_api_key_in_remote_models_is_refused_without_quoting_it() -> None:
+    with pytest.raises(ConfigError) as raised:
+        build_config({"remote_models": [{**REMOTE, "api_key": "sk-literal-secret-123"}]})
+    assert "api_key_env" in str(raised.value) and "api_key_file" in str(raised.value)
+    assert "sk-literal-secret-123" not in str(raised.value)
+
+
+@pytest.mark.parametrize("item, fragment", [
+    ({**REMOTE, "name": "My Model"}, "remote_models[0].name: 'My Model' is not allowed"),
+    ({**REMOTE, "base_url": "127.0.0.1:1"}, "remote_models.local.base_url: '127.0.0.1:1' is not a URL"),
+    ({"name": "local", "base_url": "http://h/v1"}, "remote_models[0]: 'model' is required"),
+    ({**REMOTE, "images_per_request": 17}, "remote_models.local.images_per_request: 17 is out of range"),
+    ({**REMOTE, "timeout": 0}, "remote_models.local.timeout: 0 is out of range"),
+    ({**REMOTE, "use": ["themes", "faces"]}, "remote_models.local.use: 'faces' is not allowed"),
+    ({**REMOTE, "use": []}, "remote_models.local.use: must not be empty"),
+    ({**REMOTE, "api_key_env": "K", "api_key_file": "/k"}, "set api_key_env or api_key_file, not both"),
+    ({**REMOTE, "base": "x"}, "remote_models[0]: unknown key 'base'"),
+    ("local", "remote_models[0]: 'local' is not a mapping"),
+])
+def test_wrong_remote_models_name_the_entry_and_the_key(item: object, fragment: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        build_config({"remote_models": [item]})
+    assert fragment in str(raised.value)
+
+
+def test_remote_model_names_are_unique() -> None:
+    with pytest.raises(ConfigError, match="the name 'local' is used twice"):
+        build_config({"remote_models": [REMOTE, REMOTE]})
