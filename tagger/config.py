@@ -449,6 +449,11 @@ OPTIONS: tuple[Option, ...] = (
 """Every configuration key, in the order config.example.yaml documents them."""
 
 _BY_NAME = {option.name: option for option in OPTIONS}
+
+SECRET_SETTINGS = frozenset(option.setting for option in OPTIONS
+                            if option.name in SECRET_OPTIONS and option.setting)
+"""The plugin settings in Stash that hold credentials (never written to a cache or a log)."""
+
 _BY_SETTING = {option.setting: option for option in OPTIONS if option.setting}
 
 

@@ -91,9 +91,6 @@ def _request_queue_task(plugin_input: PluginInput, store: Store, log: StashLog) 
     return job
 
 
-SECRET_SETTINGS = frozenset({"apiKey", "workerToken"})
-"""Plugin settings that hold credentials: never written to the settings cache (a file)."""
-
 
 def cached_settings(store: Store, client: Any, now: float) -> dict[str, Any]:
     """The plugin's settings in Stash, read at most once a minute (cached in the store).
@@ -117,6 +114,8 @@ def cached_settings(store: Store, client: Any, now: float) -> dict[str, Any]:
     except StashError:
         store.set_meta(SETTING_CACHE, json.dumps([now, {}]))  # not answering: ask again in a minute
         raise
+    from tagger.config import SECRET_SETTINGS  # stdlib; the relay has loaded it on this path already
+
     kept = {name: value for name, value in values.items() if name not in SECRET_SETTINGS}
     store.set_meta(SETTING_CACHE, json.dumps([now, kept]))
     return values

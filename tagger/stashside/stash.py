@@ -605,7 +605,7 @@ class StashScene:
             files=files,
             # Stash builds the stream URL with ``?apikey=KEY``: the key would travel in every error
             # that quotes the URL. The tagger sends it as the ApiKey header instead.
-            stream_url=_stream_url((scene.get("paths") or {}).get("stream")),
+            stream_url=url_without_secrets((scene.get("paths") or {}).get("stream") or "") or None,
             tag_ids=frozenset(str(t["id"]) for t in scene.get("tags") or []),
             performer_ids=frozenset(str(p["id"]) for p in scene.get("performers") or []),
             studio_id=str(scene["studio"]["id"]) if scene.get("studio") else None,
@@ -699,10 +699,6 @@ def _error_text(error: Any) -> str:
         path = error.get("path")
         return f"{message} (at {'.'.join(str(p) for p in path)})" if path else message
     return str(error)
-
-
-def _stream_url(url: str | None) -> str | None:
-    return url_without_secrets(url) if url else None
 
 
 def _int_or_none(value: Any) -> int | None:

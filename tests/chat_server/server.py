@@ -31,6 +31,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from tests.loopback import LoopbackServer
+
 from .validation import RequestError, validate_request
 
 DEFAULT_ANSWER = '{"labels": [], "description": ""}'
@@ -67,7 +69,7 @@ class _CountingHTTPServer(ThreadingHTTPServer):
         super().process_request(request, client_address)
 
 
-class ChatTestServer:
+class ChatTestServer(LoopbackServer):
     """A fake OpenAI-compatible server on 127.0.0.1 with an ephemeral port; a context manager."""
 
     def __init__(self, api_key: str | None = None, models: tuple[str, ...] = ("llava:7b",),
@@ -89,46 +91,24 @@ class ChatTestServer:
         self._delays: deque[float] = deque()
         self._completions = 0
         self._stopping = threading.Event()
-        self._httpd: _CountingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._port = 0
+        super().__init__()
 
-    # ---- lifecycle -------------------------------------------------------------------
+    # ---- lifecycle (tests.loopback) ---------------------------------------------------
+
+    def request_handler(self) -> type[BaseHTTPRequestHandler]:
+        return _Handler
+
+    def server_class(self) -> type[ThreadingHTTPServer]:
+        return type("Server", (_CountingHTTPServer,), {"owner": self})
 
     def start(self) -> ChatTestServer:
-        """Start serving in a background thread (restarts reuse the same port)."""
-        handler = type("Handler", (_Handler,), {"server_ref": self})
-        server_class = type("Server", (_CountingHTTPServer,), {"owner": self})
         self._stopping.clear()
-        self._httpd = server_class(("127.0.0.1", self._port), handler)
-        self._port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-        return self
+        return super().start()
 
     def stop(self) -> None:
-        """Stop serving and close the socket; delayed answers still waiting are cut short."""
+        """Stop serving; delayed answers still waiting are cut short."""
         self._stopping.set()
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> ChatTestServer:
-        """Start the server."""
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        """Stop the server."""
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        """The TCP port (0 before the first start)."""
-        return self._port
+        super().stop()
 
     @property
     def url(self) -> str:

@@ -16,14 +16,15 @@ import base64
 import json
 import mimetypes
 import re
-import threading
 import zlib
 from collections.abc import Callable
 from http.cookies import SimpleCookie
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
+
+from tests.loopback import LoopbackServer
 
 from .graphql_http import run_graphql
 from .schema import build_stash_schema
@@ -47,7 +48,7 @@ RequestRecord = tuple[str | None, str, dict[str, Any]]
 """(operationName, query, variables) of one GraphQL request."""
 
 
-class StashTestServer:
+class StashTestServer(LoopbackServer):
     """A fake Stash on 127.0.0.1 with an ephemeral port; usable as a context manager."""
 
     def __init__(self, *, api_key: str | None = None, session_cookie: str | None = None,
@@ -75,44 +76,10 @@ class StashTestServer:
         # Fault control: a scene's stream never delivers a byte at or past this offset; each
         # response is cut there and its connection closed, as a dropped network stream is.
         self.cut_stream_after: dict[int, int] = {}
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._port = 0
+        super().__init__()
 
-    # ---- lifecycle -------------------------------------------------------------------
-
-    def start(self) -> StashTestServer:
-        """Start serving in a background thread (restarts reuse the same port)."""
-        handler = type("Handler", (_Handler,), {"server_ref": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", self._port), handler)
-        self._httpd.daemon_threads = True
-        self._port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket (connections are then refused)."""
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> StashTestServer:
-        """Start the server."""
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        """Stop the server."""
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        """The TCP port (0 before the first start)."""
-        return self._port
+    def request_handler(self) -> type[BaseHTTPRequestHandler]:
+        return _Handler
 
     @property
     def url(self) -> str:
