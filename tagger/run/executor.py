@@ -59,10 +59,7 @@ def analyse_scene(context: RunContext, engine: Engine, index: int, scene: StashS
         result = engine.analyze(source.location, headers=source.headers, progress=progress,
                                 fingerprint=file.oshash if file else None)
     except (MediaError, StashError) as error:
-        message = str(error)
-        if isinstance(error, MediaError) and source is not None and source.unreadable:
-            # The stream is only the fallback: why the file was not read here comes first.
-            message = f"{source.unreadable}; streaming it from Stash failed too: {message}"
+        message = source.read_failed(error) if isinstance(error, MediaError) and source else str(error)
         return Analysis(index, scene, error=message, via=via, seconds=time.monotonic() - started)
     except Exception as error:  # a bug, or a file nobody foresaw: this scene fails, not the run
         message = unexpected_error(context.log, scene, error)

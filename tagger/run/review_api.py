@@ -256,10 +256,7 @@ def evidence(context: RunContext, scene_id: str, times: Any) -> dict[str, Any]:
         images = decode_at(source.location, info, wanted, thumb_size(info, EVIDENCE_WIDTH),
                            http_headers=source.headers or None)
     except MediaError as error:
-        if source.unreadable is None:
-            raise
-        # The stream is only the fallback: why the file was not read here comes first.
-        raise MediaError(f"{source.unreadable}; streaming it from Stash failed too: {error}") from None
+        raise MediaError(source.read_failed(error)) from None
     frames = []
     for t in wanted:
         image = images.get(t)

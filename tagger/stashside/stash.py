@@ -627,8 +627,14 @@ class MediaSource:
     via: str  # "path" or "stream"
     headers: dict[str, str] = field(default_factory=dict)
     unreadable: str | None = None
-    """Why the file is not read from this machine's disk (with ``via`` stream): said first when
-    the stream fails too, so the message starts with the cause, not with its consequence."""
+    """Why the file is not read from this machine's disk (with ``via`` stream)."""
+
+    def read_failed(self, error: BaseException) -> str:
+        """What a failed read of this source says: when the stream was only the fallback, why the
+        file was not read here comes first (the cause, then its consequence)."""
+        if self.unreadable is None:
+            return str(error)
+        return f"{self.unreadable}; streaming it from Stash failed too: {error}"
 
 
 def media_source(scene: StashScene, map_path: Callable[[str], str | None],
