@@ -50,11 +50,6 @@ class Frame:
     reason: SampleReason
     keyframe: bool
 
-    @property
-    def is_sample(self) -> bool:
-        """Every yielded frame is a sample; kept for readers that filter on it."""
-        return True
-
 
 @dataclass(frozen=True, eq=False)
 class Detection:

@@ -53,12 +53,6 @@ def register_secret(value: str | None) -> None:
         _known.update(forms)
 
 
-def registered_secrets() -> frozenset[str]:
-    """The registered values (tests check they are masked)."""
-    with _lock:
-        return frozenset(_known)
-
-
 def redact(text: str) -> str:
     """``text`` with every registered secret and every secret-shaped value masked."""
     if not text:

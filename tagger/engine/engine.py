@@ -12,7 +12,7 @@ rules apply without touching the video.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -357,8 +357,3 @@ def review_rules_for(rule_sets: Sequence[RuleSet], margin: float) -> list[RuleSe
 def studios_for(config: Config) -> list[StudioName]:
     """The configured studio names (for runs without Stash)."""
     return [StudioName(id=None, name=name, aliases=aliases) for name, aliases in config.studios]
-
-
-def as_dict(value: Any) -> Any:
-    """A decision dataclass as plain data (for reports)."""
-    return asdict(value)
